@@ -82,12 +82,12 @@ def log_f_and_grad(A, B, C, z, lnz, ln1mz):
 
 
 @register_jitable
-def trial_log_weight(a, b, a_off, c0, kc, z, mt2, lfb, lhp, lrb, log_zhead):
+def trial_log_weight(a, b, a_off, c0, kc, z, mt2, lfb, lfB, lrb, log_zhead):
     """One trial's log-weight at (a, b) relative to the base, and d/da, d/db.
 
     Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial (mt2 > 0): r;
     rejected trial: (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead).
-    Inputs: flavour shifts a_off, c0, kc; base terms lfb = log f_B(z), lhp = log(fPrel zHead),
+    Inputs: flavour shifts a_off, c0, kc; base terms lfb = log f_B(z), lfB = log F_B,
     lrb = log(1 - F_B). Returns (logw, dlogw/da, dlogw/db, capped) where capped = 1 when the ratio
     hit zHead (the new point is not covered by the base sampling there).
     """
@@ -110,7 +110,7 @@ def trial_log_weight(a, b, a_off, c0, kc, z, mt2, lfb, lhp, lrb, log_zhead):
         capped = 1
     if accepted:
         return d, ga, gb, capped
-    fn = math.exp(lfb + d - lhp)     # F_theta as Pythia evaluates it: F_B * r
+    fn = math.exp(lfB + d)     # F_theta as Pythia evaluates it: F_B * r (exactly F_B at the base)
     if fn >= 1.0:
         return -math.inf, 0.0, 0.0, capped
     s = -fn / (1.0 - fn)

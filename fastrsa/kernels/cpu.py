@@ -39,7 +39,7 @@ def event_log_weights(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, 
                 if mt2[t] < 0.0:
                     lrb = math.log1p(-math.exp(lfB[t]))
                 w, da, db, cp = trial_log_weight(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t],
-                                                 lfb[t], lfb[t] - lfB[t], lrb, log_zhead)
+                                                 lfb[t], lfB[t], lrb, log_zhead)
                 lw += w
                 ga += da
                 gb += db

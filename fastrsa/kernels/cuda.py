@@ -1,11 +1,13 @@
-"""numba-cuda kernel: one warp per event, lanes stride over its trials, warp-shuffle reduction.
+"""numba-cuda kernel: one warp per event, lanes stride over its trials (coalesced reads), then a
+shared-memory tree reduction per warp.
 
 Runs on torch CUDA tensors without copies (__cuda_array_interface__) on torch's current stream,
 and on host arrays under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), which is how CI tests it.
+(The reduction uses shared memory rather than warp shuffles because the simulator has no shuffles.)
 """
 import math
 
-from numba import cuda
+from numba import cuda, float64, int32
 
 from ..lund import pt_log_weight, trial_log_weight
 
@@ -16,14 +18,20 @@ THREADS = 256   # 8 events per block
 @cuda.jit
 def event_log_weights_cuda(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, theta, sigma_base,
                            log_zhead, out_lw, out_grad, out_capped):
-    gid = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    i = gid // WARP
-    lane = cuda.threadIdx.x % WARP
+    s_lw = cuda.shared.array(THREADS, float64)
+    s_ga = cuda.shared.array(THREADS, float64)
+    s_gb = cuda.shared.array(THREADS, float64)
+    s_nc = cuda.shared.array(THREADS, int32)
+    tid = cuda.threadIdx.x
+    i = (cuda.blockIdx.x * cuda.blockDim.x + tid) // WARP
+    lane = tid % WARP
     n_events = offsets.shape[0] - 1
-    if i >= n_events:       # the whole warp leaves together (i is the same for its 32 lanes)
-        return
-    t0 = offsets[i]
-    t1 = offsets[i + 1]
+    valid = i < n_events        # no early return: every thread must reach syncthreads
+    t0 = 0
+    t1 = 0
+    if valid:
+        t0 = offsets[i]
+        t1 = offsets[i + 1]
     for k in range(theta.shape[0]):
         a = theta[k, 0]
         b = theta[k, 1]
@@ -38,26 +46,34 @@ def event_log_weights_cuda(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_
             if mt2[t] < 0.0:
                 lrb = math.log1p(-math.exp(lfB[t]))
             w, da, db, cp = trial_log_weight(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t],
-                                             lfb[t], lfb[t] - lfB[t], lrb, log_zhead)
+                                             lfb[t], lfB[t], lrb, log_zhead)
             lw += w
             ga += da
             gb += db
             nc += cp
             t += WARP
+        s_lw[tid] = lw
+        s_ga[tid] = ga
+        s_gb[tid] = gb
+        s_nc[tid] = nc
+        cuda.syncthreads()
         off = WARP // 2
         while off > 0:
-            lw += cuda.shfl_down_sync(0xFFFFFFFF, lw, off)
-            ga += cuda.shfl_down_sync(0xFFFFFFFF, ga, off)
-            gb += cuda.shfl_down_sync(0xFFFFFFFF, gb, off)
-            nc += cuda.shfl_down_sync(0xFFFFFFFF, nc, off)
+            if lane < off:
+                s_lw[tid] += s_lw[tid + off]
+                s_ga[tid] += s_ga[tid + off]
+                s_gb[tid] += s_gb[tid + off]
+                s_nc[tid] += s_nc[tid + off]
+            cuda.syncthreads()
             off //= 2
-        if lane == 0:
+        if valid and lane == 0:
             pw, gs = pt_log_weight(theta[k, 2], sigma_base, n_breaks[i], sum_pt2[i])
-            out_lw[k, i] = lw + pw
-            out_grad[k, i, 0] = ga
-            out_grad[k, i, 1] = gb
+            out_lw[k, i] = s_lw[tid] + pw
+            out_grad[k, i, 0] = s_ga[tid]
+            out_grad[k, i, 1] = s_gb[tid]
             out_grad[k, i, 2] = gs
-            out_capped[k, i] = nc
+            out_capped[k, i] = s_nc[tid]
+        cuda.syncthreads()      # the shared buffers are reused for the next theta
 
 
 def launch(args, n_events: int, stream=0) -> None:

@@ -1,0 +1,76 @@
+"""Helpers for tests: the devices every kernel test runs on, and Pythia runs with in-situ weights.
+
+Devices: 'cpu' (numba CPU kernel), 'cuda' (numba-cuda kernel on torch CUDA tensors) when a GPU is
+present, and 'cudasim' (the same CUDA kernel under numba's CUDA simulator) when NUMBA_ENABLE_CUDASIM=1
+(tests/conftest.py turns the simulator on when there is no GPU, so CI runs the GPU code too).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str           # cpu | cuda | cudasim
+    torch_device: str   # where the batch tensors live
+    backend: str        # backend argument of lund_log_weights
+
+
+def devices() -> list[Device]:
+    import torch
+    out = [Device("cpu", "cpu", "cpu")]
+    sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    if sim:
+        out.append(Device("cudasim", "cpu", "cuda"))
+    elif torch.cuda.is_available():
+        out.append(Device("cuda", "cuda", "cuda"))
+    return out
+
+
+def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed: int = 7,
+               base: dict | None = None) -> tuple:
+    """Generate `events` into dataset dir `out` with Pythia computing in-situ weights for `points`
+    ((a, b, sigma) tuples). Returns (dataset, insitu [K, N], kinematic_variations [K, N]) where the
+    last holds pythia8mc.KinematicVariations(...).weight recomputed from the stored records.
+    """
+    from .generate import RunConfig, _build_table, _new_pythia, actual_base, next_event, write_shard
+    from .format import FORMAT_NAME, FORMAT_VERSION
+    from .params import BaseParams
+    from .pythia_records import import_pythia, make_reader, pythia_version
+    from .setups import make_setup
+    from .dataset import open_dataset, MANIFEST
+
+    p8 = import_pythia()
+    cfg = RunConfig(events, BaseParams(**(base or {})), make_setup(setup), seed, events)
+    groups = ", ".join(f"p{k} frag:aLund={a!r} frag:bLund={b!r} frag:ptSigma={s!r}"
+                       for k, (a, b, s) in enumerate(points))
+    py = _new_pythia(p8, cfg, cfg.shard_seed(0), extra=[f"VariationFrag:List = {{{groups}}}"])
+    reader = make_reader(py, p8)
+    bp = actual_base(py, cfg.base)
+    kv = p8.KinematicVariations(bp.a, bp.b, bp.r_fact_c, bp.r_fact_b, bp.sigma, bp.z_head)
+    info = py.infoPython()
+    names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
+    idx = [names.index(f"p{k}") for k in range(len(points))]
+    rows, insitu, kvw, cache = [], [], [], {}
+    while len(rows) < events:
+        got = next_event(py, reader, cfg.setup, cache)
+        if got is None:
+            continue
+        rows.append(got)
+        info = py.infoPython()
+        insitu.append([info.weightValueByIndex(i) for i in idx])
+        r = got[0]
+        kvw.append([kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(),
+                              r.pt.tolist()) for (a, b, s) in points])
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": "fastrsa.testing",
+            "pythia_version": pythia_version(), "base": bp.to_dict(), "setup": cfg.setup.to_dict(),
+            "seed": seed, "shard": {"index": 0, "seed": cfg.shard_seed(0), "events": events}}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_shard(out, 0, _build_table(rows, meta))
+    (out / MANIFEST).write_text('{"identity": {}, "n_shards": 1}')
+    return open_dataset(out), np.array(insitu).T, np.array(kvw).T

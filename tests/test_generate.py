@@ -1,0 +1,153 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fastrsa import DatasetError, ParameterError, PythiaError, open_dataset
+from fastrsa.cli import main
+
+
+def test_records_consistent_with_pythia(string_ds):
+    ds = string_ds
+    assert len(ds) == 400 and len(ds.shards) == 4 and ds.complete
+    fv = ds.flat()
+    z = fv["z"]
+    assert np.all((z > 0) & (z < 1))
+    n = len(fv)
+    acc = np.add.reduceat((fv["mt2"] > 0).astype(np.int64), fv.offsets["trials"][:-1])
+    hadrons = np.diff(fv.offsets["hadrons"])
+    breaks = np.diff(fv.offsets["breaks"])
+    one = fv.n_attempts == 1
+    assert one.sum() > 0.6 * n and (~one).sum() > 0      # ~18% of events redo an attempt
+    # Every hadron of a one-attempt event comes from an accepted z, but the last two (the join).
+    np.testing.assert_array_equal(acc[one], hadrons[one] - 2)
+    # Discarded attempts only add accepted trials; the stored n_attempts is breaks - accepted.
+    assert np.all(acc >= hadrons - 2)
+    np.testing.assert_array_equal(fv.n_attempts, breaks - acc)
+    assert np.all(fv.n_attempts >= 1)
+    # Pions only, momentum conserved per event (u-ubar at 50 GeV per quark).
+    assert set(np.unique(np.abs(fv["pdg"]))) <= {111, 211}
+    esum = np.add.reduceat(fv["e"], fv.offsets["hadrons"][:-1])
+    np.testing.assert_allclose(esum, 100.0, rtol=1e-9)
+    assert ds.meta["base"]["a"] == 0.72 and ds.meta["base"]["z_head"] == 10.0
+
+
+def test_sentinel_passes_and_catches_a_wrong_layout(monkeypatch):
+    from fastrsa import generate as g, pythia_records as pr
+    from fastrsa.params import BaseParams
+    from fastrsa.setups import make_setup
+    p8 = pr.import_pythia()
+    cfg = g.RunConfig(10, BaseParams(), make_setup("string"), 1, 10)
+    assert len(g.run_sentinel(p8, cfg, seed=5, n_events=5)) == 5
+    # Point the reader at the pT vector instead of the z doubles: the sentinel must stop the run.
+    monkeypatch.setattr(pr, "WF_ZDBL", pr.WF_PT)
+    with pytest.raises(PythiaError, match="8.317"):
+        g.run_sentinel(p8, cfg, seed=5, n_events=5)
+
+
+def test_layout_check_rejects_other_offsets(monkeypatch):
+    from fastrsa import pythia_records as pr
+    p8 = pr.import_pythia()
+    pr.verify_layout(p8)
+    monkeypatch.setattr(pr, "WC_WEIGHTS_MERGING", 600)
+    with pytest.raises(PythiaError, match="layout"):
+        pr.verify_layout(p8)
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastrsa.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_resume_after_kill(tmp_path):
+    out = tmp_path / "ds"
+    args = ["generate", str(out), "--events", "3000", "--shard-events", "150", "--seed", "11", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", *args], start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = sorted(out.glob("part-*.parquet"))
+    assert 2 <= len(first) < 20, "kill came too late to test resuming"
+    for f in first:  # nothing with a final name is ever half written
+        assert pq.read_metadata(f).num_rows == 150
+    before = {f.name: f.stat().st_mtime_ns for f in first}
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    ds = open_dataset(out)
+    assert len(ds) == 3000 and ds.complete and not list(out.glob(".part-*"))
+    for f in first:  # finished shards were kept, not redone
+        assert (out / f.name).stat().st_mtime_ns == before[f.name]
+    # The resumed dataset equals an uninterrupted run with the same seed (2 jobs this time).
+    ref = tmp_path / "ref"
+    r = _cli("generate", str(ref), "--events", "3000", "--shard-events", "150", "--seed", "11", "--quiet",
+             "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    a, b = open_dataset(out).table(), open_dataset(ref).table()
+    assert a.drop_columns([]).equals(b)
+
+
+@pytest.mark.parametrize("opt,value,field", [("--a", "-0.1", "a = -0.1"), ("--b", "0", "b = 0.0"),
+                                             ("--sigma", "-1", "sigma = -1.0"), ("--zhead", "0.5", "zhead"),
+                                             ("--events", "0", "events = 0"), ("--jobs", "0", "jobs = 0"),
+                                             ("--a", "nan", "a = nan")])
+def test_bad_parameters(tmp_path, capsys, opt, value, field):
+    out = tmp_path / "never"
+    assert main(["generate", str(out), opt, value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0]
+    assert not out.exists()
+
+
+def test_output_holds_another_dataset(string_ds, tmp_path, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in string_ds.path.iterdir()}
+    assert main(["generate", str(string_ds.path), "--events", "400", "--a", "0.5", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different dataset" in err and "base_requested" in err
+    assert {p.name: p.stat().st_mtime_ns for p in string_ds.path.iterdir()} == before
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("mine")
+    assert main(["generate", str(junk), "--events", "10", "--quiet"]) == 2
+    assert "holds no fastrsa dataset" in capsys.readouterr().err
+    assert sorted(p.name for p in junk.iterdir()) == ["notes.txt"]
+
+
+def test_missing_or_wrong_pythia(tmp_path, monkeypatch):
+    from fastrsa import pythia_records as pr
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)
+    with pytest.raises(PythiaError, match="pythia8mc is not installed.*pip install"):
+        pr.import_pythia()
+    monkeypatch.undo()
+    monkeypatch.setattr(pr.metadata, "version", lambda name: "8.318.0")
+    with pytest.raises(PythiaError, match="8.318.0 is not supported"):
+        pr.import_pythia()
+    from fastrsa.generate import generate
+    with pytest.raises(PythiaError):
+        generate(tmp_path / "x", events=5, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_info(string_ds, capsys):
+    assert main(["info", str(string_ds.path)]) == 0
+    out = capsys.readouterr().out
+    assert "events       400" in out and "bytes per trial" in out and "z_head=10.0" in out
+
+
+def test_info_on_bad_dataset(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    assert "no such dataset" in capsys.readouterr().err
+
+
+def test_generate_validates_in_python():
+    from fastrsa.generate import validate_request
+    with pytest.raises(ParameterError, match="events"):
+        validate_request(-5, 0.7, 0.9, 0.3, 10, 1, 1, None)
+    with pytest.raises(DatasetError):
+        open_dataset("/nonexistent/fastrsa")

@@ -1,0 +1,195 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import fastrsa
+from fastrsa import DatasetError, ParameterError
+from fastrsa.batch import TrialBatch
+from fastrsa.params import BaseParams
+from fastrsa.reference import dataset_weights
+
+POINTS = [(0.68, 0.98, 0.335), (0.4, 0.6, 0.3), (1.1, 1.5, 0.4), (0.72, 0.88, 0.335)]
+
+
+def _lw(ds, theta, device):
+    # The CUDA simulator runs every GPU thread in Python: give it a dozen events, not hundreds.
+    batch = _small_batch(ds, 12, device) if device.name == "cudasim" else ds.to_torch(device.torch_device)
+    lw = fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64, device=device.torch_device),
+                                  backend=device.backend)
+    return lw.cpu().numpy()
+
+
+def test_against_float64_reference(string_ds, device):
+    n = 12 if device.name == "cudasim" else 400
+    for theta in POINTS:
+        got = np.exp(_lw(string_ds, theta, device))[:n]
+        ref = dataset_weights(string_ds, theta, n=n)
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+    # The base point gives weight 1 exactly.
+    assert np.all(_lw(string_ds, POINTS[-1], device) == 0.0)
+
+
+@pytest.mark.parametrize("fixture", ["insitu_string", "insitu_ee"])
+def test_against_pythia(fixture, request, device):
+    ds, points, insitu, kv = request.getfixturevalue(fixture)
+    got = np.exp(_lw(ds, points, device))
+    n = got.shape[1]        # every event (the first dozen under the CUDA simulator)
+    np.testing.assert_allclose(got, kv[:, :n], rtol=1e-10)       # Pythia's post-hoc weights
+    np.testing.assert_allclose(got, insitu[:, :n], rtol=1e-10)   # Pythia's in-situ weights
+
+
+def test_ee_has_all_flavour_classes(insitu_ee):
+    ds = insitu_ee[0]
+    fv = ds.flat(groups=("trials",))
+    ids = np.abs(np.concatenate([fv["id_old"], fv["id_new"]]))
+    assert {3, 4, 5} <= set(ids.tolist()) and np.any(ids > 1000)
+
+
+def test_k_points_in_one_pass(string_ds, device):
+    batch = _small_batch(string_ds, 12 if device.name == "cudasim" else 400, device)
+    th = torch.tensor(POINTS, dtype=torch.float64, device=device.torch_device)
+    many = fastrsa.lund_log_weights(batch, th, backend=device.backend)
+    assert many.shape == (len(POINTS), len(batch))
+    for k in range(len(POINTS)):
+        one = fastrsa.lund_log_weights(batch, th[k], backend=device.backend)
+        torch.testing.assert_close(many[k], one, rtol=0, atol=0)
+
+
+def _small_batch(ds, n, device):
+    fv = ds.flat(groups=("trials", "breaks"))
+    to, bo = fv.offsets["trials"][:n + 1], fv.offsets["breaks"][:n + 1]
+    return TrialBatch.from_arrays(ds.base, to, fv["z"][:to[-1]], fv["fprel"][:to[-1]], fv["mt2"][:to[-1]],
+                                  fv["id_old"][:to[-1]], fv["id_new"][:to[-1]], bo, fv["pt2"][:bo[-1]],
+                                  device=device.torch_device)
+
+
+@pytest.mark.parametrize("theta", [(0.6, 0.9, 0.3), (0.01, 0.9, 0.3), (1.003, 0.7, 0.35), (1.5, 0.3, 0.5)])
+def test_gradcheck(insitu_ee, device, theta):
+    # e+e- records cover every flavour; theta runs through Pythia's special cases (a ~ 0, a ~ c).
+    batch = _small_batch(insitu_ee[0], 3 if device.name == "cudasim" else 30, device)
+    th = torch.tensor(theta, dtype=torch.float64, device=device.torch_device, requires_grad=True)
+    f = lambda t: fastrsa.lund_log_weights(batch, t, backend=device.backend)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (th,), eps=1e-7, atol=1e-6, rtol=1e-5)
+
+
+def test_gradient_matches_pythia_finite_differences(insitu_string):
+    import pythia8mc as p8
+    ds = insitu_string[0]
+    base = ds.base
+    kv = p8.KinematicVariations(base.a, base.b, base.r_fact_c, base.r_fact_b, base.sigma, base.z_head)
+    fv = ds.flat(groups=("trials", "breaks"))
+    theta = torch.tensor([0.6, 1.0, 0.31], dtype=torch.float64, requires_grad=True)
+    batch = ds.to_torch()
+    n = 15
+    jac = torch.autograd.functional.jacobian(lambda t: fastrsa.lund_log_weights(batch, t)[:n], theta)
+    to, bo = fv.offsets["trials"], fv.offsets["breaks"]
+
+    def pythia_logw(i, t):
+        s, e = to[i], to[i + 1]
+        zi = np.stack([fv["id_old"][s:e], fv["id_new"][s:e]], 1).ravel().tolist()
+        zd = np.stack([fv["mt2"][s:e], fv["z"][s:e], fv["fprel"][s:e]], 1).ravel().tolist()
+        pt = np.stack([fv["pt2"][bo[i]:bo[i + 1]], fv["pt_mult"][bo[i]:bo[i + 1]]], 1).ravel().tolist()
+        return math.log(kv.weight(t[0], t[1], base.r_fact_c, base.r_fact_b, t[2], zi, zd, pt))
+
+    h = 1e-5
+    for i in range(n):
+        for j in range(3):
+            tp, tm = [0.6, 1.0, 0.31], [0.6, 1.0, 0.31]
+            tp[j] += h
+            tm[j] -= h
+            fd = (pythia_logw(i, tp) - pythia_logw(i, tm)) / (2 * h)
+            assert jac[i, j].item() == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_lund_special_cases_against_finite_differences():
+    from fastrsa.lund import log_f_and_grad, zmax_and_grad
+    cases = [(0.01, 0.3, 1.0), (0.01, 2.0, 1.0), (1.004, 0.5, 1.0), (0.7, 0.5, 1.0), (0.5, 150.0, 0.2),
+             (0.97, 0.8, 1.97), (0.5, 200.0, 1.0)]
+    for A, B, C in cases:
+        zm, *g = zmax_and_grad(A, B, C)
+        for j in range(3):
+            p, m = [A, B, C], [A, B, C]
+            h = 1e-4 * max(1.0, abs(p[j]))      # relative step: B runs up to 200, and zMax cancels
+            p[j] += h
+            m[j] -= h
+            fd = (zmax_and_grad(*p)[0] - zmax_and_grad(*m)[0]) / (2 * h)
+            assert g[j] == pytest.approx(fd, rel=1e-4, abs=1e-9), (A, B, C, j)
+        for z in (0.05, 0.5, 0.93):
+            lf, *g = log_f_and_grad(A, B, C, z, math.log(z), math.log1p(-z))
+            for j in range(3):
+                p, m = [A, B, C], [A, B, C]
+                h = 1e-6 * max(1.0, abs(p[j]))
+                p[j] += h
+                m[j] -= h
+                fd = (log_f_and_grad(*p, z, math.log(z), math.log1p(-z))[0]
+                      - log_f_and_grad(*m, z, math.log(z), math.log1p(-z))[0]) / (2 * h)
+                assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-6), (A, B, C, z, j)
+
+
+def test_module_and_optimizer_step(string_ds):
+    batch = string_ds.to_torch()
+    model = fastrsa.LundReweighter(0.6, 1.0, 0.3, base=string_ds.base)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    loss = -model(batch).mean()
+    loss.backward()
+    assert torch.isfinite(model.theta.grad).all() and model.theta.grad.abs().sum() > 0
+    before = model.theta.detach().clone()
+    opt.step()
+    assert not torch.equal(before, model.theta.detach())
+    with pytest.raises(DatasetError, match="base parameters differ"):
+        fastrsa.LundReweighter(0.6, 1.0, 0.3, base=BaseParams(a=0.5))(batch)
+
+
+def test_diagnostics_and_warnings(string_ds):
+    batch = string_ds.to_torch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = fastrsa.diagnostics(batch, (0.72, 0.88, 0.335))[0]
+    assert d.mean_weight == 1.0 and d.n_eff_frac == pytest.approx(1.0, rel=1e-14) and d.capped_trials == 0
+    with pytest.warns(RuntimeWarning, match="N_eff/N"):
+        far = fastrsa.diagnostics(batch, (0.05, 3.0, 0.2))[0]
+    assert far.n_eff_frac < 0.1
+    with pytest.warns(RuntimeWarning, match="capped at zHead"):
+        capped = fastrsa.diagnostics(batch, (0.0, 0.1, 0.335))[0]
+    assert capped.capped_trials > 0
+    # N_eff from log-weights equals the direct formula where that is safe.
+    lw = fastrsa.lund_log_weights(batch, torch.tensor([0.68, 0.98, 0.335], dtype=torch.float64))
+    w = torch.exp(lw)
+    mean, err, neff = fastrsa.summarize_log_weights(lw)
+    assert neff == pytest.approx(float(w.sum() ** 2 / (w ** 2).sum()), rel=1e-12)
+    assert mean == pytest.approx(float(w.mean()), rel=1e-12)
+
+
+@pytest.mark.parametrize("theta,msg", [((-0.1, 0.9, 0.3), "a = -0.1"), ((0.7, 0.0, 0.3), "b = 0.0"),
+                                       ((0.7, 0.9, -0.3), "sigma = -0.3"), ((float("nan"), 0.9, 0.3), "NaN"),
+                                       ((0.7, float("inf"), 0.3), "inf")])
+def test_bad_theta(string_ds, theta, msg):
+    batch = string_ds.to_torch()
+    with pytest.raises(ParameterError, match=msg):
+        fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64))
+
+
+def test_bad_theta_types(string_ds):
+    batch = string_ds.to_torch()
+    with pytest.raises(ParameterError, match="dtype"):
+        fastrsa.lund_log_weights(batch, torch.tensor([1, 1, 1]))
+    with pytest.raises(ParameterError, match="shape"):
+        fastrsa.lund_log_weights(batch, torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ParameterError, match="torch tensor"):
+        fastrsa.lund_log_weights(batch, [0.7, 0.9, 0.3])
+    with pytest.raises(ParameterError, match="TrialBatch"):
+        fastrsa.lund_log_weights(string_ds, torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("column,value,msg", [("z", 1.2, "z: trial"), ("z", float("nan"), "z: trial"),
+                                              ("fprel", 0.0, "fprel"), ("mt2", float("nan"), "mt2")])
+def test_bad_records(string_ds, column, value, msg):
+    fv = string_ds.flat(groups=("trials", "breaks"))
+    arrs = {k: np.array(fv[k]) for k in ("z", "fprel", "mt2")}
+    arrs[column][5] = value
+    with pytest.raises(DatasetError, match=msg):
+        TrialBatch.from_arrays(string_ds.base, fv.offsets["trials"], arrs["z"], arrs["fprel"], arrs["mt2"],
+                               fv["id_old"], fv["id_new"], fv.offsets["breaks"], fv["pt2"])

@@ -30,7 +30,8 @@ def info_text(ds) -> str:
              f"events       {n}",
              f"trials/event mean {nt.mean():.1f}  max {nt.max()}",
              f"hadrons/event mean {nh.mean():.2f}  max {nh.max()}",
-             f"redone       {np.mean(fv.n_attempts > 1):.1%} of events have more than one attempt",
+             f"n_attempts>1 {np.mean(fv.n_attempts > 1):.1%} of events (pion string: a redone attempt; "
+             "e+e-: also several strings)",
              f"disk         {disk / 1e6:.2f} MB, {disk / max(nt.sum(), 1):.2f} bytes per trial (all columns)",
              f"setup        {setup['name']}: {setup['description']}, E = {setup['energy']} GeV",
              f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}",

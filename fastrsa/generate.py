@@ -192,31 +192,33 @@ def run_sentinel(pythia8mc, config: RunConfig, seed: int, n_events: int = N_SENT
 
 def _build_table(rows: list, meta: dict) -> pa.Table:
     """rows: list of (Records, hadrons); builds the Arrow table of one shard without padding."""
-    def lists(chunks, dtype):
-        lengths = np.fromiter((len(c) for c in chunks), np.int64, len(chunks))
-        off = np.zeros(len(chunks) + 1, np.int32)
+    def offsets(lengths):
+        off = np.zeros(len(lengths) + 1, np.int32)
         np.cumsum(lengths, out=off[1:])
-        vals = np.concatenate([np.asarray(c, dtype) for c in chunks]) if chunks else np.zeros(0, dtype)
-        return pa.ListArray.from_arrays(pa.array(off), pa.array(vals))
+        return pa.array(off)
 
-    zd = [r.z_dbl.reshape(-1, 3) for r, _ in rows]
-    zi = [r.z_int.reshape(-1, 2) for r, _ in rows]
-    pt = [r.pt.reshape(-1, 2) for r, _ in rows]
-    cols = {
-        "z": lists([a[:, 1] for a in zd], np.float64),
-        "fprel": lists([a[:, 2] for a in zd], np.float64),
-        "mt2": lists([a[:, 0] for a in zd], np.float64),
-        "id_old": lists([a[:, 0] for a in zi], np.int32),
-        "id_new": lists([a[:, 1] for a in zi], np.int32),
-        "pt2": lists([a[:, 0] for a in pt], np.float64),
-        "pt_mult": lists([a[:, 1] for a in pt], np.float64),
-    }
+    def cat(chunks, dtype):
+        return np.concatenate(chunks).astype(dtype, copy=False) if chunks else np.zeros(0, dtype)
+
+    # One concatenation per Pythia vector, then strided views pick the columns out of it.
+    zd = cat([r.z_dbl for r, _ in rows], np.float64).reshape(-1, 3)
+    zi = cat([r.z_int for r, _ in rows], np.int32).reshape(-1, 2)
+    pt = cat([r.pt for r, _ in rows], np.float64).reshape(-1, 2)
+    n_tr = np.fromiter((len(r.z_dbl) // 3 for r, _ in rows), np.int64, len(rows))
+    n_br = np.fromiter((len(r.pt) // 2 for r, _ in rows), np.int64, len(rows))
+    n_had = np.fromiter((len(h[5]) for _, h in rows), np.int64, len(rows))
+    o_tr, o_br, o_had = offsets(n_tr), offsets(n_br), offsets(n_had)
+    lst = lambda off, v: pa.ListArray.from_arrays(off, pa.array(np.ascontiguousarray(v)))  # noqa: E731
+    cols = {"z": lst(o_tr, zd[:, 1]), "fprel": lst(o_tr, zd[:, 2]), "mt2": lst(o_tr, zd[:, 0]),
+            "id_old": lst(o_tr, zi[:, 0]), "id_new": lst(o_tr, zi[:, 1]),
+            "pt2": lst(o_br, pt[:, 0]), "pt_mult": lst(o_br, pt[:, 1])}
     for k, name in enumerate(("px", "py", "pz", "e", "m")):
-        cols[name] = lists([h[k] for _, h in rows], np.float64)
-    cols["pdg"] = lists([h[5] for _, h in rows], np.int32)
-    n_acc = np.array([(a[:, 0] > 0).sum() for a in zd], np.int64)
-    n_brk = np.array([len(a) for a in pt], np.int64)
-    cols["n_attempts"] = pa.array((n_brk - n_acc).astype(np.int32))
+        cols[name] = lst(o_had, cat([np.asarray(h[k], np.float64) for _, h in rows], np.float64))
+    cols["pdg"] = lst(o_had, cat([np.asarray(h[5], np.int32) for _, h in rows], np.int32))
+    csum = np.concatenate([[0], np.cumsum(zd[:, 0] > 0)])   # (reduceat mishandles empty events)
+    o = np.asarray(o_tr)
+    accepted = csum[o[1:]] - csum[o[:-1]]
+    cols["n_attempts"] = pa.array((n_br - accepted).astype(np.int32))
     schema = schema_with_meta(meta)
     return pa.Table.from_arrays([cols[n] for n in schema.names], schema=schema)
 

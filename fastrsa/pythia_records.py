@@ -81,8 +81,8 @@ def _std_vector(addr: int, ctype, np_dtype) -> np.ndarray:
     if end < begin or (end - begin) % size:
         raise PythiaError(f"Pythia {pythia_version()}: record vector at {addr:#x} is not a valid "
                           "std::vector; this Pythia build's memory layout is not the supported one")
-    n = (end - begin) // size
-    return np.frombuffer((ctype * n).from_address(begin), dtype=np_dtype).copy()
+    # string_at copies the bytes in one C call (building a ctypes array type per read costs ~10x more).
+    return np.frombuffer(ctypes.string_at(begin, end - begin), dtype=np_dtype)
 
 
 def verify_layout(pythia8mc) -> None:

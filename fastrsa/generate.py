@@ -12,7 +12,6 @@ import io
 import json
 import math
 import multiprocessing as mp
-import os
 import queue
 import sys
 import time
@@ -28,7 +27,7 @@ from .dataset import MANIFEST, SHARD_GLOB, atomic_write_bytes
 from .errors import DatasetError, FastRSAError, ParameterError, PythiaError
 from .format import FORMAT_NAME, FORMAT_VERSION, schema_with_meta
 from .params import BaseParams, check_theta, check_z_head
-from .pythia_records import Records, import_pythia, make_reader, pythia_version
+from .pythia_records import import_pythia, make_reader, pythia_version
 from .setups import Setup, fill_event, make_setup, run_settings
 
 N_SENTINEL_EVENTS = 20

@@ -10,7 +10,6 @@ import os
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .batch import TrialBatch
@@ -21,7 +20,7 @@ from .params import BaseParams
 BACKENDS = ("auto", "cpu", "cuda")
 
 
-def _check_theta(theta: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
+def _check_theta(theta: torch.Tensor, batch: TrialBatch) -> None:
     if not isinstance(theta, torch.Tensor):
         raise ParameterError("theta: must be a torch tensor of shape [3] or [K, 3] (columns a, b, sigma)")
     if not theta.is_floating_point():
@@ -40,7 +39,6 @@ def _check_theta(theta: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
         if not bool(ok.all()):
             bad = float(t[~ok][0, j])
             raise ParameterError(f"theta: {name} = {bad} outside the model ({name} {rule})")
-    return t
 
 
 def _run_kernel(batch: TrialBatch, theta2: torch.Tensor, backend: str):
@@ -114,9 +112,8 @@ def lund_log_weights(batch: TrialBatch, theta: torch.Tensor, *, expected_base: B
     if expected_base is not None and not batch.base.same_as(expected_base):
         raise DatasetError("batch: its dataset's base parameters differ from the expected ones "
                            f"({batch.base} vs {expected_base}); use a batch of the matching dataset")
-    theta2 = _check_theta(theta, batch)
+    _check_theta(theta, batch)
     lw = LundLogWeight.apply(theta.reshape(-1, 3), batch, backend, stats)
-    del theta2
     return lw[0] if theta.dim() == 1 else lw
 
 

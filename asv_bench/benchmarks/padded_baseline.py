@@ -1,7 +1,6 @@
 """The research implementation's layout, re-implemented for comparison only: zero-padded float32
 tensors of 105 hadron slots x 101 trial slots per event (rejections capped at 99 + accept), with
 the per-trial weights computed by vectorized PyTorch and gradients by autograd."""
-import math
 
 import numpy as np
 import torch

@@ -1,10 +1,9 @@
 """numba CPU kernels: parallel over events (prange), compiled once and cached on disk."""
 import math
 
-import numpy as np
 from numba import njit, prange
 
-from ..lund import base_log_f, pt_log_weight, trial_log_weight
+from ..lund import base_log_f, pt_log_weight, trial_from_records
 
 
 @njit(parallel=True, cache=True)
@@ -34,12 +33,7 @@ def event_log_weights(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, 
             gb = 0.0
             nc = 0
             for t in range(t0, t1):
-                c = cls[t]
-                lrb = 0.0
-                if mt2[t] < 0.0:
-                    lrb = math.log1p(-math.exp(lfB[t]))
-                w, da, db, cp = trial_log_weight(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t],
-                                                 lfb[t], lfB[t], lrb, log_zhead)
+                w, da, db, cp = trial_from_records(a, b, table, cls[t], z[t], mt2[t], lfb[t], lfB[t], log_zhead)
                 lw += w
                 ga += da
                 gb += db

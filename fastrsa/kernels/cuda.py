@@ -5,11 +5,10 @@ Runs on torch CUDA tensors without copies (__cuda_array_interface__) on torch's 
 and on host arrays under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), which is how CI tests it.
 (The reduction uses shared memory rather than warp shuffles because the simulator has no shuffles.)
 """
-import math
 
 from numba import cuda, float64, int32
 
-from ..lund import pt_log_weight, trial_log_weight
+from ..lund import pt_log_weight, trial_from_records
 
 WARP = 32
 THREADS = 256   # 8 events per block
@@ -41,12 +40,7 @@ def event_log_weights_cuda(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_
         nc = 0
         t = t0 + lane
         while t < t1:
-            c = cls[t]
-            lrb = 0.0
-            if mt2[t] < 0.0:
-                lrb = math.log1p(-math.exp(lfB[t]))
-            w, da, db, cp = trial_log_weight(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t],
-                                             lfb[t], lfB[t], lrb, log_zhead)
+            w, da, db, cp = trial_from_records(a, b, table, cls[t], z[t], mt2[t], lfb[t], lfB[t], log_zhead)
             lw += w
             ga += da
             gb += db

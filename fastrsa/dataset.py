@@ -102,7 +102,7 @@ class Dataset:
         n_att = table.column("n_attempts").to_numpy()
         return FlatView(values, offsets, np.ascontiguousarray(n_att))
 
-    def to_torch(self, device="cpu", dtype=None):
+    def to_torch(self, device="cpu"):
         """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""
         from .batch import TrialBatch
         return TrialBatch.from_dataset(self, device=device)

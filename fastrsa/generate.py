@@ -222,6 +222,16 @@ def _build_table(rows: list, meta: dict) -> pa.Table:
     return pa.Table.from_arrays([cols[n] for n in schema.names], schema=schema)
 
 
+def shard_meta(base: BaseParams, config: RunConfig, index: int, seed: int, events: int, failed: int,
+               generator: str = f"fastrsa {__version__}") -> dict:
+    """The schema metadata of one shard (docs/format.md)."""
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": generator,
+            "pythia_version": pythia_version(), "base": base.to_dict(), "setup": config.setup.to_dict(),
+            "seed": config.seed, "shard": {"index": index, "seed": seed, "events": events, "failed_events": failed},
+            "sentinel": {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS,
+                         "rtol": SENTINEL_RTOL}}
+
+
 def write_shard(out: Path, index: int, table: pa.Table) -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
@@ -256,12 +266,7 @@ def _worker(job: int, config: RunConfig, out: str, shards: list, q) -> None:
                 if since == PROGRESS_EVERY:
                     q.put(("progress", since))
                     since = 0
-            meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-                    "generator": f"fastrsa {__version__}", "pythia_version": pythia_version(),
-                    "base": base.to_dict(), "setup": config.setup.to_dict(), "seed": config.seed,
-                    "shard": {"index": i, "seed": seed, "events": len(rows), "failed_events": failed},
-                    "sentinel": {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS,
-                                 "rtol": SENTINEL_RTOL}}
+            meta = shard_meta(base, config, i, seed, len(rows), failed)
             write_shard(Path(out), i, _build_table(rows, meta))
             q.put(("progress", since))
             q.put(("shard", i))

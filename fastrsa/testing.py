@@ -37,10 +37,9 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     ((a, b, sigma) tuples). Returns (dataset, insitu [K, N], kinematic_variations [K, N]) where the
     last holds pythia8mc.KinematicVariations(...).weight recomputed from the stored records.
     """
-    from .generate import RunConfig, _build_table, _new_pythia, actual_base, next_event, write_shard
-    from .format import FORMAT_NAME, FORMAT_VERSION
+    from .generate import RunConfig, _build_table, _new_pythia, actual_base, next_event, shard_meta, write_shard
     from .params import BaseParams
-    from .pythia_records import import_pythia, make_reader, pythia_version
+    from .pythia_records import import_pythia, make_reader
     from .setups import make_setup
     from .dataset import open_dataset, MANIFEST
 
@@ -66,9 +65,7 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
         r = got[0]
         kvw.append([kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(),
                               r.pt.tolist()) for (a, b, s) in points])
-    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": "fastrsa.testing",
-            "pythia_version": pythia_version(), "base": bp.to_dict(), "setup": cfg.setup.to_dict(),
-            "seed": seed, "shard": {"index": 0, "seed": cfg.shard_seed(0), "events": events}}
+    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_shard(out, 0, _build_table(rows, meta))

@@ -117,6 +117,17 @@ def lund_log_weights(batch: TrialBatch, theta: torch.Tensor, *, expected_base: B
     return lw[0] if theta.dim() == 1 else lw
 
 
+def log_weights_and_jacobian(batch: TrialBatch, theta: torch.Tensor, backend: str = "auto"):
+    """(log w [K, N], d log w / d theta [K, N, 3]) at theta [K, 3], without autograd.
+
+    The kernel computes both in one pass; callers that need per-event derivatives (the bootstrap's
+    per-replica gradients, linearized around one point) use this instead of K backward passes.
+    """
+    _check_theta(theta, batch)
+    lw, grad, _ = _run_kernel(batch, theta.detach().reshape(-1, 3), backend)
+    return lw, grad
+
+
 class LundReweighter(torch.nn.Module):
     """theta = (a, b, sigma_pT) as a Parameter; forward(batch) -> log-weights [N] (any torch optimizer)."""
 

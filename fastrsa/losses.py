@@ -1,0 +1,216 @@
+"""Distances between a weighted simulated sample and a target sample, differentiable in the weights.
+
+Each loss is a torch.nn.Module built once from the observable values of both samples (which do not
+depend on the Lund parameters) and called with event weights:
+
+    loss(sim_weights[..., N], target_weights[..., N_target] | None) -> [...]
+
+Leading dimensions are batch dimensions (parameter points or bootstrap replicas). Weights need not be
+normalized: every loss compares normalized distributions. A hadron-level observable (one value per
+hadron) gives each hadron its event's weight. All sorting and binning happens in __init__, because it
+depends only on the data; forward is gathers, cumulative sums and index_add.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import ParameterError
+
+
+def _as_index(index, n_values: int, n_events: int | None, what: str) -> np.ndarray:
+    if index is None:
+        return np.arange(n_values, dtype=np.int64)
+    index = np.asarray(index, np.int64)
+    if index.shape != (n_values,):
+        raise ParameterError(f"{what}: event index has shape {index.shape}, expected ({n_values},)")
+    return index
+
+
+def _target_weights(q, default: torch.Tensor, n: int) -> torch.Tensor:
+    if q is None:
+        return default
+    if q.shape[-1] != n:
+        raise ParameterError(f"target_weights: last dimension {q.shape[-1]} but the target has {n} events")
+    return q.to(default.dtype)
+
+
+def _normalize(w: torch.Tensor) -> torch.Tensor:
+    total = w.sum(-1, keepdim=True)
+    return w / total
+
+
+def _check_values(x, name: str) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float64)
+    if x.ndim not in (1, 2) or len(x) == 0:
+        raise ParameterError(f"{name}: needs at least one value (got shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError(f"{name}: holds NaN or inf")
+    return x
+
+
+class Wasserstein1D(torch.nn.Module):
+    """Exact 1D Wasserstein-1 distance between weighted samples,
+
+        W1 = integral |F_sim(x) - F_target(x)| dx = sum_k |F_sim(u_k) - F_target(u_k)| (u_{k+1} - u_k)
+
+    over the sorted union u of both samples (scipy.stats.wasserstein_distance with weights). The
+    union is sorted once here; forward only gathers the weights into that order and takes a cumsum.
+    `scale` divides the result (e.g. the target's standard deviation, to add observables unitless).
+    """
+
+    def __init__(self, sim_values, target_values, sim_index=None, target_index=None, target_weights=None,
+                 scale: float = 1.0, n_sim_events: int | None = None, n_target_events: int | None = None):
+        super().__init__()
+        x = _check_values(sim_values, "sim_values")
+        y = _check_values(target_values, "target_values")
+        si = _as_index(sim_index, len(x), n_sim_events, "sim_values")
+        ti = _as_index(target_index, len(y), n_target_events, "target_values")
+        u = np.concatenate([x, y])
+        order = np.argsort(u, kind="stable")
+        self.register_buffer("order", torch.from_numpy(order))
+        self.register_buffer("du", torch.from_numpy(np.diff(u[order]) / scale))
+        self.register_buffer("sim_index", torch.from_numpy(si))
+        self.register_buffer("target_index", torch.from_numpy(ti))
+        nt = int(ti.max()) + 1 if n_target_events is None else n_target_events
+        q = torch.ones(nt, dtype=torch.float64) if target_weights is None else \
+            torch.as_tensor(np.asarray(target_weights, np.float64))
+        self.register_buffer("target_weights", q)
+        self.n_target = nt
+
+    def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None) -> torch.Tensor:
+        q = _target_weights(target_weights, self.target_weights, self.n_target)
+        ws = _normalize(sim_weights[..., self.sim_index])
+        wt = _normalize(q[..., self.target_index])
+        shape = torch.broadcast_shapes(ws.shape[:-1], wt.shape[:-1])
+        mass = torch.cat([ws.expand(*shape, ws.shape[-1]), -wt.expand(*shape, wt.shape[-1])], -1)
+        cdf = torch.cumsum(mass[..., self.order], -1)[..., :-1]
+        return (cdf.abs() * self.du).sum(-1)
+
+
+class SlicedWasserstein(torch.nn.Module):
+    """Sliced Wasserstein-1 distance of several event-level observables together,
+
+        SW = (1/P) sum_p W1(<theta_p, X_sim>, <theta_p, X_target>),
+
+    over P random unit directions theta_p (default 128) in the space of the observables, each
+    standardized by the target's mean and standard deviation so that no observable wins by its units.
+    Directions are drawn once from `seed` and fixed (the loss is then a deterministic function of the
+    weights, which the optimizer, the Hessian and the bootstrap need); `resample()` draws new ones and
+    re-sorts, for fits that re-draw every step (`redraw=True` in fastrsa.fit).
+    """
+
+    def __init__(self, sim_values, target_values, target_weights=None, n_projections: int = 128, seed: int = 0):
+        super().__init__()
+        x = _check_values(sim_values, "sim_values")
+        y = _check_values(target_values, "target_values")
+        x, y = (v[:, None] if v.ndim == 1 else v for v in (x, y))
+        if x.shape[1] != y.shape[1]:
+            raise ParameterError(f"sim_values has {x.shape[1]} observables, target_values {y.shape[1]}")
+        if n_projections < 1:
+            raise ParameterError(f"n_projections = {n_projections}; must be >= 1")
+        mu, sd = y.mean(0), y.std(0)
+        if np.any(sd == 0):
+            raise ParameterError(f"target_values: observable column(s) {np.flatnonzero(sd == 0).tolist()} "
+                                 "are constant in the target; they carry no information, drop them")
+        self._u = np.concatenate([(x - mu) / sd, (y - mu) / sd])      # kept for resample()
+        self.n_sim, self.n_target, self.n_projections = len(x), len(y), n_projections
+        self.generator = torch.Generator().manual_seed(seed)
+        q = torch.ones(len(y), dtype=torch.float64) if target_weights is None else \
+            torch.as_tensor(np.asarray(target_weights, np.float64))
+        self.register_buffer("target_weights", q)
+        self.register_buffer("order", torch.empty(0, dtype=torch.int64))
+        self.register_buffer("du", torch.empty(0, dtype=torch.float64))
+        self.resample()
+
+    def resample(self) -> None:
+        """Draw new directions (from the module's generator) and sort the projections once."""
+        d = torch.randn(self.n_projections, self._u.shape[1], generator=self.generator, dtype=torch.float64)
+        self.directions = d / d.norm(dim=1, keepdim=True)
+        proj = torch.from_numpy(self._u) @ self.directions.T          # [M, P]
+        srt, order = torch.sort(proj.T.contiguous(), dim=1, stable=True)
+        dev = self.order.device
+        self.order = order.to(dev)
+        self.du = torch.diff(srt, dim=1).to(dev)
+
+    def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None,
+                chunk: int = 32) -> torch.Tensor:
+        q = _target_weights(target_weights, self.target_weights, self.n_target)
+        ws, wt = _normalize(sim_weights), _normalize(q)
+        shape = torch.broadcast_shapes(ws.shape[:-1], wt.shape[:-1])
+        mass = torch.cat([ws.expand(*shape, ws.shape[-1]), -wt.expand(*shape, wt.shape[-1])], -1)
+        total = 0.0
+        # Chunks of directions bound the [..., P, M] intermediates.
+        for s in range(0, self.n_projections, chunk):
+            cdf = torch.cumsum(mass[..., self.order[s:s + chunk]], -1)[..., :-1]
+            total = total + (cdf.abs() * self.du[s:s + chunk]).sum((-1, -2))
+        return total / self.n_projections
+
+
+def default_bins(target_values, sim_values=None, n_bins: int = 20) -> np.ndarray:
+    """Inner bin edges: unit bins for integer-valued observables (multiplicities), otherwise target
+    quantiles (equal target counts). The outer bins extend to -inf and +inf (nothing is dropped)."""
+    y = np.asarray(target_values, np.float64)
+    allv = y if sim_values is None else np.concatenate([y, np.asarray(sim_values, np.float64)])
+    if np.all(allv == np.round(allv)) and allv.max() - allv.min() <= 200:
+        return np.arange(allv.min(), allv.max() + 1) + 0.5
+    edges = np.unique(np.quantile(y, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    return edges
+
+
+class PseudoChi2(torch.nn.Module):
+    """Pseudo-chi2 between binned, normalized distributions,
+
+        chi2 = sum_b (s_b - t_b)^2 / (var s_b + var t_b),
+        s_b = sum_{i in b} w_i / sum_events w,  var s_b = sum_{i in b} w_i^2 / (sum_events w)^2,
+
+    and alike for the target with its weights (1 by default). For a hadron-level observable i runs
+    over hadrons with their event's weight and the sums in the denominators over events (so s_b is
+    the mean number of hadrons per event in bin b; hadrons of one event are treated as independent in
+    the variance, hence "pseudo"). Bins holding no entry of either sample are left out.
+    """
+
+    def __init__(self, sim_values, target_values, bins=None, sim_index=None, target_index=None,
+                 target_weights=None, n_sim_events: int | None = None, n_target_events: int | None = None):
+        super().__init__()
+        x = _check_values(sim_values, "sim_values")
+        y = _check_values(target_values, "target_values")
+        edges = default_bins(y, x) if bins is None else np.asarray(bins, np.float64)
+        bx, by = np.searchsorted(edges, x, side="right"), np.searchsorted(edges, y, side="right")
+        used = np.union1d(bx, by)                      # drop bins empty in both samples
+        self.edges = edges
+        self.n_bins = len(used)
+        remap = np.full(len(edges) + 1, -1, np.int64)
+        remap[used] = np.arange(len(used))
+        si = _as_index(sim_index, len(x), n_sim_events, "sim_values")
+        ti = _as_index(target_index, len(y), n_target_events, "target_values")
+        self.register_buffer("sim_bin", torch.from_numpy(remap[bx]))
+        self.register_buffer("target_bin", torch.from_numpy(remap[by]))
+        self.register_buffer("sim_index", torch.from_numpy(si))
+        self.register_buffer("target_index", torch.from_numpy(ti))
+        nt = int(ti.max()) + 1 if n_target_events is None else n_target_events
+        q = torch.ones(nt, dtype=torch.float64) if target_weights is None else \
+            torch.as_tensor(np.asarray(target_weights, np.float64))
+        self.register_buffer("target_weights", q)
+        self.n_target = nt
+
+    def _hist(self, w, index, bins):
+        total = w.sum(-1, keepdim=True)
+        we = w[..., index]
+        h = we.new_zeros(*we.shape[:-1], self.n_bins).index_add(-1, bins, we)
+        h2 = we.new_zeros(*we.shape[:-1], self.n_bins).index_add(-1, bins, we * we)
+        return h / total, h2 / (total * total)
+
+    def histograms(self, sim_weights, target_weights=None):
+        """(s, var s, t, var t) per bin, as in the formula above."""
+        q = _target_weights(target_weights, self.target_weights, self.n_target)
+        s, vs = self._hist(sim_weights, self.sim_index, self.sim_bin)
+        t, vt = self._hist(q, self.target_index, self.target_bin)
+        return s, vs, t, vt
+
+    def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None) -> torch.Tensor:
+        s, vs, t, vt = self.histograms(sim_weights, target_weights)
+        var = vs + vt
+        # A bin can hold entries whose weights are all zero at this point; it then says nothing.
+        terms = torch.where(var > 0, (s - t) ** 2 / torch.where(var > 0, var, 1.0), 0.0)
+        return terms.sum(-1)

@@ -1,0 +1,147 @@
+"""Figures of fits, landscapes and uncertainties (matplotlib, each written as PNG and PDF)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FastRSAError
+from .fit import ellipse
+
+
+def _plt():
+    try:
+        import matplotlib
+    except ImportError:
+        raise FastRSAError("plots need matplotlib: pip install 'fastrsa[plot]' (or pass --no-plots)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, stem: Path) -> list[str]:
+    out = []
+    for ext in ("png", "pdf"):
+        p = Path(f"{stem}.{ext}")
+        tmp = p.with_name(f".{p.name}.tmp")
+        fig.savefig(tmp, format=ext, dpi=130, bbox_inches="tight")
+        tmp.replace(p)             # a figure is either complete or absent
+        out.append(str(p))
+    _plt().close(fig)
+    return out
+
+
+def _ellipses(ax, mean, cov, color, label):
+    for level, ls in ((0.68, "-"), (0.95, "--")):
+        e = ellipse(mean, cov, level)
+        ax.plot(e[:, 0], e[:, 1], ls, color=color, label=f"{label} {int(level * 100)}%")
+
+
+def plot_landscape(land: dict, stem, path=None, truth=None, fitted=None, cov=None) -> list[str]:
+    """Loss over (a, b) with the negative gradient, the fit path, the fitted point's ellipses and the truth."""
+    plt = _plt()
+    a, b = np.asarray(land["a"]), np.asarray(land["b"])
+    L = np.asarray(land["loss"])
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    A, B = np.meshgrid(a, b, indexing="ij")
+    cs = ax.contourf(A, B, np.log10(np.maximum(L, 1e-300)), levels=30, cmap="viridis")
+    fig.colorbar(cs, ax=ax, label="log10 loss")
+    ga, gb = np.asarray(land["grad_a"]), np.asarray(land["grad_b"])
+    norm = np.hypot(ga / np.ptp(a), gb / np.ptp(b)) + 1e-300
+    ax.quiver(A, B, -ga / np.ptp(a) / norm, -gb / np.ptp(b) / norm, color="w", alpha=0.6, scale=40)
+    if path is not None:
+        p = np.asarray(path)
+        ax.plot(p[:, 0], p[:, 1], ".-", color="orange", ms=3, lw=1, label="fit path")
+        ax.plot(*p[0, :2], "o", color="orange", label="start")
+    if fitted is not None and cov is not None:
+        _ellipses(ax, fitted, cov, "red", "fit")
+    if truth is not None:
+        ax.plot(*truth, "*", color="white", mec="k", ms=14, label="target (truth)")
+    ax.set_xlabel("a (StringZ:aLund)")
+    ax.set_ylabel("b (StringZ:bLund) [GeV$^{-2}$]")
+    ax.set_title(f"loss landscape (sigma = {land['sigma']:.3f})")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, stem)
+
+
+def plot_diagnostics(land: dict, stem) -> list[str]:
+    """Mean weight and N_eff/N of the reweighting over the landscape's grid."""
+    plt = _plt()
+    a, b = np.asarray(land["a"]), np.asarray(land["b"])
+    A, B = np.meshgrid(a, b, indexing="ij")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, key, title in ((axes[0], "mean_weight", "mean weight"), (axes[1], "n_eff_frac", "N_eff / N")):
+        cs = ax.contourf(A, B, np.asarray(land[key]), levels=20, cmap="magma")
+        fig.colorbar(cs, ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("a")
+        ax.set_ylabel("b [GeV$^{-2}$]")
+    return _save(fig, stem)
+
+
+def plot_observables(samples: dict, stem, bins: int = 30) -> list[str]:
+    """samples: observable -> {label: (values, entry_weights)}; histograms (normalized per event) with
+    error bars sqrt(sum w^2), one panel per observable."""
+    plt = _plt()
+    names = list(samples)
+    ncol = min(3, len(names))
+    nrow = (len(names) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        series = samples[name]
+        allv = np.concatenate([v for v, _, _ in series.values()])
+        lo, hi = np.quantile(allv, [0.001, 0.999])
+        if np.all(allv == np.round(allv)):
+            edges = np.arange(np.floor(lo), np.ceil(hi) + 2) - 0.5
+        else:
+            edges = np.linspace(lo, hi, bins + 1)
+        centers = 0.5 * (edges[1:] + edges[:-1])
+        for label, (v, w, norm) in series.items():
+            h, _ = np.histogram(v, edges, weights=w)
+            e2, _ = np.histogram(v, edges, weights=w * w)
+            scale = 1.0 / (norm * np.diff(edges))
+            ax.errorbar(centers, h * scale, yerr=np.sqrt(e2) * scale, fmt="o" if label == "target" else "-",
+                        ms=3, drawstyle="default" if label == "target" else "steps-mid", label=label)
+        ax.set_xlabel(name)
+        ax.set_ylabel("1/N dN/dx")
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def plot_ellipses(ellipses: dict, stem, truth=None, points: dict | None = None, title: str = "") -> list[str]:
+    """ellipses: label -> (mean [2], cov [2, 2]); 68% (solid) and 95% (dashed) ellipses in (a, b)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, (mean, cov)) in enumerate(ellipses.items()):
+        c = colors[k % len(colors)]
+        _ellipses(ax, mean, cov, c, label)
+        ax.plot(*mean, "+", color=c)
+        if points and label in points:
+            p = np.asarray(points[label])
+            ax.plot(p[:, 0], p[:, 1], ".", color=c, alpha=0.4, ms=3)
+    if truth is not None:
+        ax.plot(*truth, "*", color="k", ms=12, label="truth")
+    ax.set_xlabel("a")
+    ax.set_ylabel("b [GeV$^{-2}$]")
+    ax.set_title(title or "confidence ellipses")
+    ax.legend(fontsize=7)
+    return _save(fig, stem)
+
+
+def observable_samples(problem, theta) -> dict:
+    """The base (unweighted), the reweighted base at theta and the target, per observable, for
+    plot_observables. Hadron-level values carry their event's weight; norm is the sum of event weights."""
+    p = problem.event_weights(theta)
+    ones = np.ones_like(p)
+    q = problem.target_weights.cpu().numpy()
+    out = {}
+    for name in problem.names:
+        s, t = problem.all_sim[name], problem.target_obs[name]
+        si, ti = s.event_index(), t.event_index()
+        out[name] = {"base": (s.values, ones[si], ones.sum()), f"reweighted to fit": (s.values, p[si], p.sum()),
+                     "target": (t.values, q[ti], q.sum())}
+    return out

@@ -408,41 +408,55 @@ def inside_ellipse(point, mean, cov, level: float = 0.95) -> tuple[bool, float]:
     return chi2 <= k, chi2
 
 
-def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, seed: int = 1, iters: int = 15,
+def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, seed: int = 1, iters: int = 25,
               progress: bool = True, stream=None) -> dict:
     """Refit R bootstrap replicas (Poisson(1) multiplicities of base and target events) together: every
     iteration evaluates all R points as one [R, 3] batch through the weight op. Each replica starts at
-    the nominal fit and takes Newton steps with the nominal Hessian, halving its step whenever its loss rises. Returns the replicas' points, their mean and covariance."""
+    the nominal fit and takes Levenberg-Marquardt steps -(H + lambda diag H)^-1 g with the nominal
+    Hessian H (eigenvalues taken by magnitude) and its own lambda (divided by 3 when its loss falls, times 4 and the step undone when it
+    rises), which stays stable along a flat valley where a plain Newton step would overshoot.
+    Returns the replicas' points, their mean and covariance, and how many converged."""
     stream = stream or sys.stderr
     free = _parse_free(params)
     idx = [PARAMS.index(n) for n in free]
-    H = hessian(problem, theta_hat, free)
-    Hi = np.linalg.pinv(H)
+    if replicas < 2:
+        raise ParameterError(f"replicas = {replicas}; need at least 2 for a covariance")
+    # |H| (eigenvalues by magnitude): a step direction that descends even where the nominal fit's
+    # Hessian is not positive definite (an unconverged fit or a flat valley).
+    vals, vecs = np.linalg.eigh(hessian(problem, theta_hat, free))
+    vals = np.maximum(np.abs(vals), 1e-9 * max(np.abs(vals).max(), 1e-300))
+    H = (vecs * vals) @ vecs.T
+    D = np.diag(np.diag(H))
     bm, tm = problem.poisson_multiplicities(replicas, seed)
     th = torch.as_tensor(theta_hat, dtype=torch.float64).repeat(replicas, 1)
     loss, g, _, _ = problem.loss_and_grad(th.to(problem.device), bm, tm)
-    damp = np.ones(replicas)
+    g = g.cpu()
+    g0 = np.abs(g.numpy()[:, idx]).max(1)
+    lam = np.full(replicas, 0.1)
     t0 = time.time()
     for it in range(iters):
-        step = -(g.cpu().numpy()[:, idx] @ Hi.T) * damp[:, None]
+        gi = g.numpy()[:, idx]
+        step = np.stack([-np.linalg.solve(H + lam[r] * D, gi[r]) for r in range(replicas)])
         trial = th.clone()
         trial[:, idx] += torch.from_numpy(step)
         trial[:, 0].clamp_(min=0.0)
         trial[:, 1:].clamp_(min=1e-6)
         tl, tg, _, _ = problem.loss_and_grad(trial.to(problem.device), bm, tm)
         better = (tl <= loss).cpu().numpy()
-        th[better], loss[better], g[better] = trial[better], tl[better], tg[better]
-        damp = np.where(better, np.minimum(damp * 1.5, 1.0), damp * 0.5)
+        th[better], loss[better], g[better] = trial[better], tl[better].to(loss.device), tg.cpu()[better]
+        lam = np.where(better, lam / 3, lam * 4)
         size = np.abs(step).max()
         if progress:
-            print(f"  iteration {it + 1:3d}  largest step {size:.2e}  replicas improved {better.sum()}/{replicas}"
-                  f"  ({time.time() - t0:.0f} s)", file=stream, flush=True)
-        if size < 1e-5:
+            print(f"  iteration {it + 1:3d}  largest step {size:.2e}  replicas improved "
+                  f"{better.sum()}/{replicas}  ({time.time() - t0:.0f} s)", file=stream, flush=True)
+        if size < 1e-6:        # every replica's proposed step is negligible
             break
     pts = th.numpy()[:, idx]
+    converged = int(np.sum(np.abs(g.numpy()[:, idx]).max(1) < 0.05 * np.maximum(g0, 1e-300)))
     return {"free": free, "points": pts.tolist(), "mean": pts.mean(0).tolist(),
             "cov": np.cov(pts, rowvar=False).reshape(len(idx), len(idx)).tolist(),
-            "replicas": replicas, "seed": seed, "theta_hat": list(map(float, theta_hat))}
+            "replicas": replicas, "seed": seed, "theta_hat": list(map(float, theta_hat)),
+            "iterations": it + 1, "gradient_reduced_20x": converged}
 
 
 def landscape(problem: Problem, a_values, b_values, sigma: float, chunk: int = 16,

@@ -1,0 +1,117 @@
+"""The fitting commands on tiny datasets: what they write, and one clear line for bad input."""
+import json
+
+import pytest
+
+from fastrsa.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from fastrsa.generate import generate
+    d = tmp_path_factory.mktemp("tiny")
+    generate(d / "base", events=600, seed=31, jobs=1, progress=False)
+    generate(d / "target", events=600, a=0.68, b=0.98, seed=32, jobs=1, progress=False)
+    generate(d / "ee", events=30, setup="ee", seed=33, jobs=1, progress=False)
+    return d
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_fit_writes_result_and_figures(tiny, tmp_path, capsys):
+    rc, out, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--steps", 8,
+                       "--replicas", 8, "--out", tmp_path / "fit", "--quiet")
+    assert rc == 0, err
+    res = json.loads((tmp_path / "fit" / "result.json").read_text())
+    assert {"a", "b", "sigma", "cov", "history", "diagnostics"} <= set(res)
+    assert len(res["history"]) == 9 and len(res["cov"]) == 2
+    assert res["problem"]["observables"] == ["multiplicity", "thrust", "sphericity"]
+    assert "fit: a = " in out and "+-" in out
+    for f in ("observables", "ellipse"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "fit" / f"{f}.{ext}").stat().st_size > 1000
+
+
+def test_fit_with_spectra_and_chi2(tiny, tmp_path, capsys):
+    rc, out, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--steps", 3,
+                       "--observables", "multiplicity,spectra", "--loss", "chi2", "--params", "a,b,sigma",
+                       "--replicas", 8, "--out", tmp_path / "f2", "--quiet", "--no-plots")
+    assert rc == 0, err
+    res = json.loads((tmp_path / "f2" / "result.json").read_text())
+    assert res["free"] == ["a", "b", "sigma"] and len(res["cov"]) == 3
+    assert not list((tmp_path / "f2").glob("*.png"))
+
+
+def test_landscape_with_result_overlay(tiny, tmp_path, capsys):
+    rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--steps", 2,
+                     "--replicas", 4, "--out", tmp_path / "fit", "--quiet", "--no-plots")
+    assert rc == 0, err
+    rc, out, err = run(capsys, "landscape", "--base", tiny / "base", "--target", tiny / "target", "--grid", 3,
+                       "--result", tmp_path / "fit" / "result.json", "--truth", "0.68,0.98",
+                       "--out", tmp_path / "land", "--quiet")
+    assert rc == 0, err
+    land = json.loads((tmp_path / "land" / "landscape.json").read_text())
+    assert len(land["loss"]) == 3 and len(land["n_eff_frac"][0]) == 3
+    assert (tmp_path / "land" / "landscape.pdf").exists() and (tmp_path / "land" / "diagnostics.png").exists()
+    assert "lowest loss at" in out
+
+
+def test_classifier_and_bootstrap(tiny, tmp_path, capsys):
+    model = tmp_path / "clf.pt"
+    rc, out, err = run(capsys, "classifier", "--base", tiny / "base", "--target", tiny / "target",
+                       "--epochs", 2, "--out", model, "--quiet")
+    assert rc == 0, err
+    assert model.exists() and "held-out accuracy" in out
+    rc, out, err = run(capsys, "bootstrap", "--base", tiny / "base", "--target", tiny / "target",
+                       "--observables", "multiplicity", "--observables", f"multiplicity,shapes,classifier:{model}",
+                       "--steps", 5, "--replicas", 4, "--iters", 10, "--out", tmp_path / "bs", "--quiet")
+    assert rc == 0, err
+    bs = json.loads((tmp_path / "bs" / "bootstrap.json").read_text())
+    assert [s["observables"] for s in bs["sets"]] == [["multiplicity"],
+                                                       ["multiplicity", "thrust", "sphericity", f"classifier:{model}"]]
+    assert all(len(s["points"]) == 4 and s["area_95"] > 0 for s in bs["sets"])
+    assert (tmp_path / "bs" / "bootstrap_ellipses.png").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    rc, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--events", 1500, "--steps", 30,
+                       "--replicas", 16, "--grid", 3, "--quiet")
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert {"truth_in_95", "validation", "fit"} <= set(summary)
+    assert 0.0 <= summary["validation"]["p_value"] <= 1.0
+    for f in ("landscape", "diagnostics", "observables", "ellipse"):
+        assert (tmp_path / "demo" / f"{f}.png").exists()
+    assert "done in" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--observables", "multiplicity,thrsut"], "'thrsut' does not exist"),
+    (["--loss", "mse"], "loss = 'mse'"),
+    (["--start", "0.05,4.0"], "do not cover this point"),
+    (["--params", "a,q"], "params"),
+    (["--observables", "classifier:nowhere.pt"], "nowhere.pt does not exist"),
+])
+def test_fit_bad_input(tiny, tmp_path, capsys, argv, message):
+    rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--out", tmp_path / "x",
+                     "--quiet", *argv)
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x" / "result.json").exists()
+
+
+def test_base_and_target_from_different_setups(tiny, tmp_path, capsys):
+    rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "ee", "--out", tmp_path / "x")
+    assert rc == 2 and "same process and energy" in err
+
+
+def test_target_without_needed_columns(tiny, tmp_path, capsys):
+    import pyarrow.parquet as pq
+    t = pq.read_table(next((tiny / "target").glob("part-*.parquet")))
+    pq.write_table(t.drop_columns(["pdg", "pz"]), tmp_path / "t.parquet")
+    rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tmp_path / "t.parquet",
+                     "--out", tmp_path / "x")
+    assert rc == 2 and "missing columns ['pz', 'pdg']" in err

@@ -1,0 +1,133 @@
+"""The tuner: gradients through the whole loss, covariance, bootstrap, several bases, bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fastrsa.errors import DatasetError, ParameterError
+from fastrsa.fit import CHI2_95_2D, PARAMS, Problem, bootstrap, fit, hessian, inside_ellipse, landscape
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory):
+    """A base at the RSA paper's point and pseudo-data at Pythia's default, 3000 events each."""
+    from fastrsa.generate import generate
+    d = tmp_path_factory.mktemp("pair")
+    base = generate(d / "base", events=3000, a=0.72, b=0.88, seed=21, jobs=2, progress=False)
+    target = generate(d / "target", events=3000, a=0.68, b=0.98, seed=22, jobs=2, progress=False)
+    return base, target
+
+
+@pytest.mark.parametrize("loss", ["swd", "w1", "chi2"])
+def test_gradcheck_through_weights_and_loss(string_ds, pair, loss):
+    obs = "multiplicity,thrust" if loss == "swd" else "multiplicity,thrust,x"
+    problem = Problem([string_ds.path], pair[1].path, obs, loss=loss, n_projections=8)
+    theta = torch.tensor([[0.70, 0.92, 0.33]], dtype=torch.float64, requires_grad=True)
+    # Sorting-based losses are piecewise smooth (kinks where the two CDFs cross at a sample point), so the
+    # finite-difference step must be small enough not to straddle one.
+    assert torch.autograd.gradcheck(lambda t: problem.evaluate(t)[0], (theta,), eps=1e-8, atol=1e-6, rtol=1e-5)
+    # loss_and_grad (chunked loss, one pass back through the weight op) gives the same gradient.
+    l1, g1, _, _ = problem.loss_and_grad(theta.detach().repeat(3, 1), chunk=2)
+    l0 = problem.evaluate(theta)[0]
+    (g0,) = torch.autograd.grad(l0.sum(), theta)
+    assert torch.allclose(g1, g0.expand(3, 3), rtol=1e-12, atol=1e-14)
+    assert float(l1[0]) == pytest.approx(float(l0.detach()))
+
+
+def test_fit_approaches_truth_with_covariance(pair, tmp_path):
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity,shapes")
+    res = fit(problem, steps=60, progress=False)
+    assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
+    cov = np.asarray(res.cov)
+    assert cov.shape == (2, 2) and np.all(np.linalg.eigvalsh(cov) > 0)
+    assert np.all(np.linalg.eigvalsh(np.asarray(res.hessian)) > 0)
+    # The a-b valley: the uncertainties are strongly positively correlated.
+    assert res.correlation() > 0.5
+    ok, chi2 = inside_ellipse([0.68, 0.98], res.theta[:2], cov)
+    assert ok, f"truth outside the 95% ellipse: chi2 = {chi2:.2f} (seeded; p = {math.exp(-chi2 / 2):.2g})"
+    d = res.to_dict()
+    for key in ("a", "b", "sigma", "cov", "history", "diagnostics", "warnings", "loss"):
+        assert key in d
+    assert d["sigma"] == 0.335 and {"n_eff_frac", "mean_weight"} <= set(d["diagnostics"])
+    assert {"theta", "loss", "n_eff_frac"} <= set(d["history"][0])
+
+
+def test_more_observables_narrow_the_bootstrap_ellipse(pair, tmp_path):
+    """Multiplicity alone barely separates a from b; adding shapes and a classifier score must shrink the
+    bootstrap ellipse. The sandwich covariance must agree with the bootstrap within a factor 3."""
+    from fastrsa.classifier import train_classifier
+    clf = train_classifier(pair[0].path, pair[1].path, epochs=3, progress=False)
+    clf.save(tmp_path / "clf.pt")
+    areas = {}
+    for obs in ("multiplicity", f"multiplicity,shapes,classifier:{tmp_path / 'clf.pt'}"):
+        problem = Problem([pair[0].path], pair[1].path, obs)
+        res = fit(problem, steps=60, progress=False, replicas=32)
+        bs = bootstrap(problem, res.theta, replicas=24, seed=5, progress=False)
+        cov = np.asarray(bs["cov"])
+        areas[obs] = math.pi * CHI2_95_2D * math.sqrt(np.linalg.det(cov))
+        if obs != "multiplicity":
+            ratio = np.diag(np.asarray(res.cov)) / np.diag(cov)
+            assert np.all((ratio > 1 / 9) & (ratio < 9)), ratio     # variances: sigma within a factor 3
+    small, large = areas.values()
+    assert large < 0.7 * small, areas
+
+
+def test_several_bases_use_the_one_that_covers(pair, tmp_path):
+    from fastrsa.generate import generate
+    near = generate(tmp_path / "near", events=3000, a=0.62, b=1.08, seed=23, jobs=2, progress=False)
+    problem = Problem([pair[0].path, near.path], pair[1].path, "multiplicity,thrust")
+    th = torch.tensor([[0.72, 0.88, 0.335], [0.62, 1.08, 0.335]], dtype=torch.float64)
+    p, alpha, neff = problem.mixture(problem.log_weights(th))
+    assert torch.allclose(p.sum(-1), torch.ones(2, dtype=torch.float64))
+    # Each base counts in proportion to its effective sample size at the point.
+    n_eff = neff * torch.tensor([3000.0, 3000.0], dtype=torch.float64)
+    assert torch.allclose(alpha, n_eff / n_eff.sum(-1, keepdim=True))
+    assert alpha[0, 0] > alpha[0, 1] and alpha[1, 1] > alpha[1, 0]
+    assert float(neff[0, 0]) == pytest.approx(1.0) and float(neff[1, 1]) == pytest.approx(1.0)
+    res = fit(problem, start=(0.62, 1.08, 0.335), steps=5, progress=False, replicas=8)
+    assert res.history[0]["best_base"] == 1 and len(res.history[0]["alpha"]) == 2
+
+
+def test_landscape_batches_agree_with_single_points(pair):
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity")
+    land = landscape(problem, [0.65, 0.72], [0.88, 1.0], 0.335, chunk=3, progress=False)
+    l, g, _, _ = problem.loss_and_grad(torch.tensor([[0.72, 1.0, 0.335]], dtype=torch.float64))
+    assert land["loss"][1][1] == pytest.approx(float(l[0]), rel=1e-12)
+    assert land["grad_b"][1][1] == pytest.approx(float(g[0, 1]), rel=1e-10)
+    assert np.asarray(land["n_eff_frac"]).shape == (2, 2) and land["n_eff_frac"][1][0] == pytest.approx(1.0)
+
+
+def test_hessian_of_a_quadratic_loss(pair):
+    """Central differences of the analytic gradient recover the curvature of the loss values."""
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity", loss="chi2")
+    theta = [0.70, 0.93, 0.335]
+    H = hessian(problem, theta, ["a", "b"], steps=[2e-3, 2e-3])
+    h = 2e-3
+
+    def L(da, db):
+        t = torch.tensor([[theta[0] + da, theta[1] + db, 0.335]], dtype=torch.float64)
+        with torch.no_grad():
+            return float(problem.evaluate(t)[0])
+    haa = (L(h, 0) - 2 * L(0, 0) + L(-h, 0)) / h ** 2
+    hab = (L(h, h) - L(h, -h) - L(-h, h) + L(-h, -h)) / (4 * h * h)
+    assert H[0, 0] == pytest.approx(haa, rel=0.02) and H[0, 1] == pytest.approx(hab, rel=0.02)
+
+
+def test_bad_input(pair, string_ds, tmp_path):
+    from fastrsa.generate import generate
+    other = generate(tmp_path / "e20", events=50, energy=20.0, seed=4, jobs=1, progress=False)
+    with pytest.raises(DatasetError, match="same process and energy"):
+        Problem([pair[0].path], other.path, "multiplicity")
+    with pytest.raises(ParameterError, match="does not exist"):
+        Problem([pair[0].path], pair[1].path, "multiplicity,nonsense")
+    with pytest.raises(ParameterError, match="swd' projects event-level observables; \\['pt'\\]"):
+        Problem([pair[0].path], pair[1].path, "multiplicity,pt", loss="swd")
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity")
+    with pytest.raises(ParameterError, match="do not cover this point"):
+        fit(problem, start=(0.1, 3.0, 0.2), progress=False)
+    with pytest.raises(ParameterError, match="params"):
+        fit(problem, params="a,c", progress=False)
+    with pytest.raises(DatasetError, match="no such dataset"):
+        Problem([tmp_path / "missing"], pair[1].path)
+    assert PARAMS == ("a", "b", "sigma")

@@ -1,0 +1,136 @@
+"""Each loss against an independent reference, batching, gradients, and sorting done once."""
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from fastrsa.errors import ParameterError
+from fastrsa.losses import PseudoChi2, SlicedWasserstein, Wasserstein1D, default_bins
+
+
+@pytest.fixture
+def samples():
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=300), rng.normal(0.4, 1.3, size=250)
+    w, v = rng.exponential(size=300), rng.exponential(size=250)
+    return x, y, w, v
+
+
+def test_w1_matches_scipy_with_weights(samples):
+    x, y, w, v = samples
+    loss = Wasserstein1D(x, y, target_weights=v)
+    assert float(loss(torch.tensor(w))) == pytest.approx(scipy.stats.wasserstein_distance(x, y, w, v), rel=1e-12)
+    # Weights passed at call time replace the stored target weights.
+    v2 = v[::-1].copy()
+    assert float(loss(torch.tensor(w), torch.tensor(v2))) == pytest.approx(
+        scipy.stats.wasserstein_distance(x, y, w, v2), rel=1e-12)
+
+
+def test_w1_hadron_level_uses_event_weights(samples):
+    rng = np.random.default_rng(2)
+    n_ev = 40
+    counts = rng.integers(0, 6, size=n_ev)
+    idx = np.repeat(np.arange(n_ev), counts)
+    vals = rng.normal(size=len(idx))
+    w = rng.exponential(size=n_ev)
+    y = rng.normal(0.2, 1, size=77)
+    loss = Wasserstein1D(vals, y, sim_index=idx, n_sim_events=n_ev, scale=2.0)
+    ref = scipy.stats.wasserstein_distance(vals, y, w[idx], np.ones(77)) / 2.0
+    assert float(loss(torch.tensor(w))) == pytest.approx(ref, rel=1e-12)
+
+
+def test_sliced_matches_mean_of_scipy_projections(samples):
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(200, 3)) * [1, 10, 0.1], rng.normal(0.3, 1, size=(150, 3)) * [1, 10, 0.1]
+    w, v = rng.exponential(size=200), rng.exponential(size=150)
+    loss = SlicedWasserstein(X, Y, target_weights=v, n_projections=12, seed=4)
+    mu, sd = Y.mean(0), Y.std(0)
+    ref = np.mean([scipy.stats.wasserstein_distance((X - mu) / sd @ d, (Y - mu) / sd @ d, w, v)
+                   for d in loss.directions.numpy()])
+    assert float(loss(torch.tensor(w))) == pytest.approx(ref, rel=1e-12)
+    # Chunking over directions changes nothing.
+    assert float(loss(torch.tensor(w), chunk=5)) == pytest.approx(ref, rel=1e-12)
+
+
+def numpy_chi2(x, y, w, v, edges, xi=None, yi=None):
+    """Independent reference: np.histogram per sample, sums over events for the normalization."""
+    xw = w if xi is None else w[xi]
+    yw = v if yi is None else v[yi]
+    full = np.concatenate([[-np.inf], edges, [np.inf]])
+    s, _ = np.histogram(x, full, weights=xw)
+    s2, _ = np.histogram(x, full, weights=xw ** 2)
+    t, _ = np.histogram(y, full, weights=yw)
+    t2, _ = np.histogram(y, full, weights=yw ** 2)
+    S, T = w.sum(), v.sum()
+    var = s2 / S ** 2 + t2 / T ** 2
+    keep = var > 0
+    return np.sum((s[keep] / S - t[keep] / T) ** 2 / var[keep])
+
+
+def test_chi2_matches_numpy(samples):
+    x, y, w, v = samples
+    edges = np.linspace(-2, 2, 9)
+    loss = PseudoChi2(x, y, bins=edges, target_weights=v)
+    assert float(loss(torch.tensor(w))) == pytest.approx(numpy_chi2(x, y, w, v, edges), rel=1e-12)
+
+
+def test_chi2_hadron_level_and_integer_bins():
+    rng = np.random.default_rng(3)
+    n_ev = 60
+    counts = rng.integers(1, 5, size=n_ev)
+    idx = np.repeat(np.arange(n_ev), counts)
+    x = rng.poisson(4, size=len(idx)).astype(float)
+    y = rng.poisson(5, size=90).astype(float)
+    w = rng.exponential(size=n_ev)
+    edges = default_bins(y, x)
+    assert np.all(np.diff(edges) == 1) and edges[0] % 1 == 0.5         # unit bins for integers
+    loss = PseudoChi2(x, y, sim_index=idx, n_sim_events=n_ev)
+    assert float(loss(torch.tensor(w))) == pytest.approx(numpy_chi2(x, y, w, np.ones(90), edges, xi=idx), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["w1", "swd", "chi2"])
+def test_batched_rows_equal_single_rows(samples, kind):
+    x, y, w, v = samples
+    loss = {"w1": lambda: Wasserstein1D(x, y), "chi2": lambda: PseudoChi2(x, y),
+            "swd": lambda: SlicedWasserstein(np.stack([x, x ** 2], 1), np.stack([y, y ** 2], 1), n_projections=8)}[kind]()
+    W = torch.tensor(np.stack([w, w[::-1], np.ones_like(w)]))
+    batched = loss(W)
+    assert batched.shape == (3,)
+    for k in range(3):
+        assert float(batched[k]) == pytest.approx(float(loss(W[k])), rel=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["w1", "swd", "chi2"])
+def test_gradcheck_in_weights(kind):
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=25), rng.normal(0.5, 1, size=20)
+    loss = {"w1": lambda: Wasserstein1D(x, y), "chi2": lambda: PseudoChi2(x, y, bins=[-1, 0, 1]),
+            "swd": lambda: SlicedWasserstein(np.stack([x, x ** 3], 1), np.stack([y, y ** 3], 1), n_projections=4)}[kind]()
+    w = torch.tensor(rng.exponential(size=(2, 25)) + 0.1, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w: loss(w), (w,), eps=1e-7, atol=1e-6)
+
+
+def test_forward_does_not_sort(samples, monkeypatch):
+    """The sorting depends only on the data: it happens at construction, never per evaluation."""
+    x, y, w, v = samples
+    losses = [Wasserstein1D(x, y), SlicedWasserstein(np.stack([x, x], 1) + [0, 1], np.stack([y, y ** 2], 1)),
+              PseudoChi2(x, y)]
+
+    def forbidden(*a, **k):
+        raise AssertionError("sorted during forward")
+
+    for name in ("sort", "argsort"):
+        monkeypatch.setattr(torch, name, forbidden)
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    for loss in losses:
+        loss(torch.tensor(w, requires_grad=True)).backward()
+
+
+def test_bad_values_are_refused(samples):
+    x, y, _, _ = samples
+    with pytest.raises(ParameterError, match="sim_values: holds NaN"):
+        Wasserstein1D(np.r_[x, np.nan], y)
+    with pytest.raises(ParameterError, match="constant in the target"):
+        SlicedWasserstein(np.stack([x, x], 1), np.stack([y, np.ones_like(y)], 1))
+    with pytest.raises(ParameterError, match="target_weights: last dimension"):
+        Wasserstein1D(x, y)(torch.ones(len(x)), torch.ones(3))

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from .dataset import SHARD_GLOB
 from .errors import DatasetError, ParameterError
-from .format import HADRON_F64, META_KEY
+from .format import META_KEY
 
 # name -> (level, description)
 OBSERVABLES = {

@@ -142,6 +142,6 @@ def observable_samples(problem, theta) -> dict:
     for name in problem.names:
         s, t = problem.all_sim[name], problem.target_obs[name]
         si, ti = s.event_index(), t.event_index()
-        out[name] = {"base": (s.values, ones[si], ones.sum()), f"reweighted to fit": (s.values, p[si], p.sum()),
+        out[name] = {"base": (s.values, ones[si], ones.sum()), "reweighted to fit": (s.values, p[si], p.sum()),
                      "target": (t.values, q[ti], q.sum())}
     return out

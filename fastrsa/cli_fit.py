@@ -168,7 +168,7 @@ def _cmd_bootstrap(args) -> int:
 
 def _cmd_classifier(args) -> int:
     from .classifier import train_classifier
-    clf = train_classifier(args.base[0], args.target, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
+    clf = train_classifier(args.base, args.target, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
                            progress=not args.quiet)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -311,8 +311,8 @@ def add_commands(sub) -> None:
     bs.set_defaults(func=_cmd_bootstrap)
 
     c = sub.add_parser("classifier", help="train a DeepSets classifier (base vs target) to use as an observable")
-    c.add_argument("--base", action="append", required=True)
-    c.add_argument("--target", required=True)
+    c.add_argument("--base", required=True, help="base dataset (label 0)")
+    c.add_argument("--target", required=True, help="target sample (label 1)")
     c.add_argument("--out", required=True, help="model file (e.g. model.pt)")
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--hidden", type=int, default=64)

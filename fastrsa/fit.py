@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ import torch
 from .dataset import open_dataset
 from .errors import DatasetError, ParameterError
 from .losses import PseudoChi2, SlicedWasserstein, Wasserstein1D
-from .observables import check_same_setup, compute, expand_names, level_of, load_hadrons
+from .observables import Observable, check_same_setup, compute, expand_names, level_of, load_hadrons
 from .weights import lund_log_weights, log_weights_and_jacobian, summarize_log_weights
 
 PARAMS = ("a", "b", "sigma")
@@ -71,7 +72,6 @@ def build_loss(kind: str, names: list[str], sim: dict, tgt: dict, target_weights
 
 
 def _concat(obs_list: list[dict], names) -> dict:
-    from .observables import Observable
     out = {}
     for n in names:
         parts = [o[n] for o in obs_list]
@@ -84,6 +84,15 @@ def _concat(obs_list: list[dict], names) -> dict:
                 shift += p.offsets[-1]
             out[n] = Observable(n, "hadron", np.concatenate([p.values for p in parts]), np.concatenate(offs))
     return out
+
+
+class Evaluation(NamedTuple):
+    """Loss and gradient at K points, with each base's share and coverage there ([K, B] each)."""
+    loss: torch.Tensor
+    grad: torch.Tensor
+    alpha: torch.Tensor
+    n_eff_frac: torch.Tensor
+    mean_weight: torch.Tensor
 
 
 class Problem:
@@ -155,8 +164,9 @@ class Problem:
         q = None if target_mult is None else self.target_weights * target_mult
         return self.loss(p, q), alpha, neff
 
-    def loss_and_grad(self, theta: torch.Tensor, base_mult=None, target_mult=None, chunk: int = 8):
-        """Loss [K] and d loss / d theta [K, 3] at K independent points.
+    def loss_and_grad(self, theta: torch.Tensor, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:
+        """Loss [K] and d loss / d theta [K, 3] at K independent points (plus alpha, N_eff/N and the
+        mean weight per base, from the same kernel pass).
 
         The weight op runs once for all K; the loss is evaluated in chunks of rows (its intermediates
         grow with K) and its gradient in log w carried back to theta through the op in one pass.
@@ -177,7 +187,8 @@ class Problem:
             alphas.append(alpha)
             neffs.append(neff)
         torch.autograd.backward(lws, [x.grad for x in leaves])
-        return torch.cat(losses), theta.grad.detach(), torch.cat(alphas), torch.cat(neffs)
+        mean_w = torch.stack([torch.exp(torch.logsumexp(x.detach(), -1) - math.log(x.shape[-1])) for x in leaves], -1)
+        return Evaluation(torch.cat(losses), theta.grad.detach(), torch.cat(alphas), torch.cat(neffs), mean_w)
 
     def event_weights(self, theta) -> np.ndarray:
         """Normalized event weights p [N_total] at one point (for plots and summaries)."""
@@ -275,8 +286,7 @@ def hessian(problem: Problem, theta, free: list[str], steps=None) -> np.ndarray:
     for j, i in enumerate(idx):
         pts[2 * j, i] += h[j]
         pts[2 * j + 1, i] -= h[j]
-    _, g, _, _ = problem.loss_and_grad(pts.to(problem.device))
-    g = g.cpu().numpy()[:, idx]
+    g = problem.loss_and_grad(pts.to(problem.device)).grad.cpu().numpy()[:, idx]
     H = np.stack([(g[2 * j] - g[2 * j + 1]) / (2 * h[j]) for j in range(len(idx))])
     return 0.5 * (H + H.T)
 
@@ -353,7 +363,7 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
             th[idx] = x.detach()
             if redraw and hasattr(problem.loss, "resample") and step > 0:
                 problem.loss.resample()
-            loss, g, alpha, neff = problem.loss_and_grad(th.reshape(1, 3).to(problem.device))
+            loss, g, alpha, neff, _ = problem.loss_and_grad(th.reshape(1, 3).to(problem.device))
             best = int(torch.argmax(alpha[0]))
             rec = {"step": step, "theta": th.tolist(), "loss": float(loss[0]), "grad": g[0].tolist(),
                    "n_eff_frac": float(neff[0, best]), "alpha": alpha[0].tolist(), "best_base": best}
@@ -429,7 +439,7 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     D = np.diag(np.diag(H))
     bm, tm = problem.poisson_multiplicities(replicas, seed)
     th = torch.as_tensor(theta_hat, dtype=torch.float64).repeat(replicas, 1)
-    loss, g, _, _ = problem.loss_and_grad(th.to(problem.device), bm, tm)
+    loss, g = problem.loss_and_grad(th.to(problem.device), bm, tm)[:2]
     g = g.cpu()
     g0 = np.abs(g.numpy()[:, idx]).max(1)
     lam = np.full(replicas, 0.1)
@@ -441,7 +451,7 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
         trial[:, idx] += torch.from_numpy(step)
         trial[:, 0].clamp_(min=0.0)
         trial[:, 1:].clamp_(min=1e-6)
-        tl, tg, _, _ = problem.loss_and_grad(trial.to(problem.device), bm, tm)
+        tl, tg = problem.loss_and_grad(trial.to(problem.device), bm, tm)[:2]
         better = (tl <= loss).cpu().numpy()
         th[better], loss[better], g[better] = trial[better], tl[better].to(loss.device), tg.cpu()[better]
         lam = np.where(better, lam / 3, lam * 4)
@@ -473,15 +483,13 @@ def landscape(problem: Problem, a_values, b_values, sigma: float, chunk: int = 1
     t0 = time.time()
     for s in range(0, len(pts), chunk):
         th = torch.from_numpy(pts[s:s + chunk]).to(problem.device)
-        l_, g_, alpha, nf = problem.loss_and_grad(th)
-        loss.append(l_.cpu().numpy())
-        grad.append(g_.cpu().numpy())
-        best = torch.argmax(alpha, -1)
-        neff.append(nf.gather(1, best[:, None])[:, 0].cpu().numpy())
-        with torch.no_grad():
-            lws = problem.log_weights(th)
-        mw = [torch.exp(torch.logsumexp(lw, -1) - math.log(lw.shape[-1])) for lw in lws]
-        mean_w.append(torch.stack(mw, -1).gather(1, best[:, None])[:, 0].cpu().numpy())
+        ev = problem.loss_and_grad(th)
+        loss.append(ev.loss.cpu().numpy())
+        grad.append(ev.grad.cpu().numpy())
+        # Report the base that covers each point best (the largest alpha).
+        best = torch.argmax(ev.alpha, -1)[:, None]
+        neff.append(ev.n_eff_frac.gather(1, best)[:, 0].cpu().numpy())
+        mean_w.append(ev.mean_weight.gather(1, best)[:, 0].cpu().numpy())
         if progress:
             print(f"  landscape {min(s + chunk, len(pts))}/{len(pts)} points ({time.time() - t0:.0f} s)",
                   file=stream, flush=True)

@@ -28,7 +28,7 @@ def test_gradcheck_through_weights_and_loss(string_ds, pair, loss):
     # finite-difference step must be small enough not to straddle one.
     assert torch.autograd.gradcheck(lambda t: problem.evaluate(t)[0], (theta,), eps=1e-8, atol=1e-6, rtol=1e-5)
     # loss_and_grad (chunked loss, one pass back through the weight op) gives the same gradient.
-    l1, g1, _, _ = problem.loss_and_grad(theta.detach().repeat(3, 1), chunk=2)
+    l1, g1 = problem.loss_and_grad(theta.detach().repeat(3, 1), chunk=2)[:2]
     l0 = problem.evaluate(theta)[0]
     (g0,) = torch.autograd.grad(l0.sum(), theta)
     assert torch.allclose(g1, g0.expand(3, 3), rtol=1e-12, atol=1e-14)
@@ -92,7 +92,7 @@ def test_several_bases_use_the_one_that_covers(pair, tmp_path):
 def test_landscape_batches_agree_with_single_points(pair):
     problem = Problem([pair[0].path], pair[1].path, "multiplicity")
     land = landscape(problem, [0.65, 0.72], [0.88, 1.0], 0.335, chunk=3, progress=False)
-    l, g, _, _ = problem.loss_and_grad(torch.tensor([[0.72, 1.0, 0.335]], dtype=torch.float64))
+    l, g = problem.loss_and_grad(torch.tensor([[0.72, 1.0, 0.335]], dtype=torch.float64))[:2]
     assert land["loss"][1][1] == pytest.approx(float(l[0]), rel=1e-12)
     assert land["grad_b"][1][1] == pytest.approx(float(g[0, 1]), rel=1e-10)
     assert np.asarray(land["n_eff_frac"]).shape == (2, 2) and land["n_eff_frac"][1][0] == pytest.approx(1.0)

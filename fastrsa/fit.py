@@ -126,8 +126,9 @@ class Problem:
         tw = self.target.weights
         self.loss = build_loss(loss, self.names, self.all_sim, self.target_obs, tw, sum(self.sizes),
                                len(self.target), n_projections, seed).to(self.device)
-        self.target_weights = self.loss.target_weights if hasattr(self.loss, "target_weights") else \
-            torch.as_tensor(tw if tw is not None else np.ones(len(self.target)), dtype=torch.float64)
+        # The target's event weights (1 unless the target file has a 'weight' column), on the weights' device.
+        self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)),
+                                              dtype=torch.float64, device=self.device)
 
     @property
     def base_points(self) -> list[tuple]:

@@ -49,6 +49,20 @@ def _check_values(x, name: str) -> np.ndarray:
     return x
 
 
+def _weights_or_ones(target_weights, n: int) -> torch.Tensor:
+    if target_weights is None:
+        return torch.ones(n, dtype=torch.float64)
+    return torch.as_tensor(np.asarray(target_weights, np.float64))
+
+
+def _register_samples(module, sim_index, target_index, n_target_events, target_weights) -> None:
+    """Buffers shared by the per-entry losses: each entry's event, and the target's event weights."""
+    module.register_buffer("sim_index", torch.from_numpy(sim_index))
+    module.register_buffer("target_index", torch.from_numpy(target_index))
+    module.n_target = int(target_index.max()) + 1 if n_target_events is None else n_target_events
+    module.register_buffer("target_weights", _weights_or_ones(target_weights, module.n_target))
+
+
 class Wasserstein1D(torch.nn.Module):
     """Exact 1D Wasserstein-1 distance between weighted samples,
 
@@ -70,13 +84,7 @@ class Wasserstein1D(torch.nn.Module):
         order = np.argsort(u, kind="stable")
         self.register_buffer("order", torch.from_numpy(order))
         self.register_buffer("du", torch.from_numpy(np.diff(u[order]) / scale))
-        self.register_buffer("sim_index", torch.from_numpy(si))
-        self.register_buffer("target_index", torch.from_numpy(ti))
-        nt = int(ti.max()) + 1 if n_target_events is None else n_target_events
-        q = torch.ones(nt, dtype=torch.float64) if target_weights is None else \
-            torch.as_tensor(np.asarray(target_weights, np.float64))
-        self.register_buffer("target_weights", q)
-        self.n_target = nt
+        _register_samples(self, si, ti, n_target_events, target_weights)
 
     def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None) -> torch.Tensor:
         q = _target_weights(target_weights, self.target_weights, self.n_target)
@@ -116,9 +124,7 @@ class SlicedWasserstein(torch.nn.Module):
         self._u = np.concatenate([(x - mu) / sd, (y - mu) / sd])      # kept for resample()
         self.n_sim, self.n_target, self.n_projections = len(x), len(y), n_projections
         self.generator = torch.Generator().manual_seed(seed)
-        q = torch.ones(len(y), dtype=torch.float64) if target_weights is None else \
-            torch.as_tensor(np.asarray(target_weights, np.float64))
-        self.register_buffer("target_weights", q)
+        self.register_buffer("target_weights", _weights_or_ones(target_weights, len(y)))
         self.register_buffer("order", torch.empty(0, dtype=torch.int64))
         self.register_buffer("du", torch.empty(0, dtype=torch.float64))
         self.resample()
@@ -186,13 +192,7 @@ class PseudoChi2(torch.nn.Module):
         ti = _as_index(target_index, len(y), n_target_events, "target_values")
         self.register_buffer("sim_bin", torch.from_numpy(remap[bx]))
         self.register_buffer("target_bin", torch.from_numpy(remap[by]))
-        self.register_buffer("sim_index", torch.from_numpy(si))
-        self.register_buffer("target_index", torch.from_numpy(ti))
-        nt = int(ti.max()) + 1 if n_target_events is None else n_target_events
-        q = torch.ones(nt, dtype=torch.float64) if target_weights is None else \
-            torch.as_tensor(np.asarray(target_weights, np.float64))
-        self.register_buffer("target_weights", q)
-        self.n_target = nt
+        _register_samples(self, si, ti, n_target_events, target_weights)
 
     def _hist(self, w, index, bins):
         total = w.sum(-1, keepdim=True)

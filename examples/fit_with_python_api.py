@@ -13,7 +13,7 @@ import torch
 
 import fastrsa
 from fastrsa.fit import Problem, fit, inside_ellipse
-from fastrsa.generate import generate
+from fastrsa.generation import generate
 from fastrsa.losses import Wasserstein1D
 from fastrsa.observables import compute, load_hadrons
 

@@ -1,22 +1,30 @@
-"""fastrsa: exact, differentiable reweighting of Pythia's Lund string fragmentation (RSA)."""
+"""fastrsa: exact, differentiable reweighting of Pythia's Lund string fragmentation (RSA).
+
+Layers, each importing only those below it (docs/architecture.md): errors, params -> store, pythia ->
+generation, hadronization, observables -> losses -> fit -> plots -> cli.
+"""
 __version__ = "0.1.0"
 
-from .dataset import Dataset, open_dataset  # noqa: E402
 from .errors import DatasetError, FastRSAError, ParameterError, PythiaError  # noqa: E402
-from .params import BaseParams  # noqa: E402
+from .params import SPACE, BaseParams, Parameter, ParameterSpace  # noqa: E402
+from .store import Dataset, open_dataset  # noqa: E402
+
+# torch and numba load only when the weight engine is used: `import fastrsa` stays light.
+_LAZY = {"lund_log_weights": "hadronization.weights", "LundReweighter": "hadronization.weights",
+         "TrialBatch": "hadronization.batch", "diagnostics": "hadronization.diagnostics",
+         "summarize_log_weights": "hadronization.diagnostics", "Diagnostics": "hadronization.diagnostics"}
 
 
 def __getattr__(name):
-    # torch and numba load only when the weight engine is used: `import fastrsa` stays light.
-    if name in ("lund_log_weights", "LundReweighter", "diagnostics", "summarize_log_weights", "Diagnostics"):
-        from . import weights
-        return getattr(weights, name)
-    if name == "TrialBatch":
-        from .batch import TrialBatch
-        return TrialBatch
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'fastrsa' has no attribute {name!r}")
 
 
-__all__ = ["Dataset", "open_dataset", "BaseParams", "FastRSAError", "ParameterError", "DatasetError",
-           "PythiaError", "__version__", "lund_log_weights", "LundReweighter",
-           "diagnostics", "summarize_log_weights", "Diagnostics", "TrialBatch"]
+def __dir__():
+    return sorted(__all__)
+
+
+__all__ = ["Dataset", "open_dataset", "BaseParams", "Parameter", "ParameterSpace", "SPACE", "FastRSAError",
+           "ParameterError", "DatasetError", "PythiaError", "__version__", *_LAZY]

@@ -9,8 +9,14 @@ Leading dimensions are batch dimensions (parameter points or bootstrap replicas)
 normalized: every loss compares normalized distributions. A hadron-level observable (one value per
 hadron) gives each hadron its event's weight. All sorting and binning happens in __init__, because it
 depends only on the data; forward is gathers, cumulative sums and index_add.
+
+A fit names its loss by a key of `LOSSES`; a new loss is one `@register_loss(name, description)` on a
+builder that turns the observables of simulation and target into such a module.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -214,3 +220,86 @@ class PseudoChi2(torch.nn.Module):
         # A bin can hold entries whose weights are all zero at this point; it then says nothing.
         terms = torch.where(var > 0, (s - t) ** 2 / torch.where(var > 0, var, 1.0), 0.0)
         return terms.sum(-1)
+
+
+# --- the loss registry: name -> builder from observables ---------------------------------------------
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    description: str
+    build: Callable
+
+
+LOSSES: dict[str, LossSpec] = {}
+
+
+def register_loss(name: str, description: str):
+    """Decorator: register `build(names, sim, tgt, target_weights, n_sim, n_target, n_projections, seed)`
+    -> torch.nn.Module, where sim/tgt map observable names to Observables (values, level, event_index)."""
+    def deco(build):
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is registered already")
+        LOSSES[name] = LossSpec(name, description, build)
+        return build
+    return deco
+
+
+def check_loss(kind: str) -> LossSpec:
+    if kind not in LOSSES:
+        raise ParameterError(f"loss = {kind!r}; use one of {sorted(LOSSES)}")
+    return LOSSES[kind]
+
+
+def build_loss(kind: str, names: list, sim: dict, tgt: dict, target_weights=None, n_sim: int = 0,
+               n_target: int = 0, n_projections: int = 128, seed: int = 0) -> torch.nn.Module:
+    """The loss module `kind` for observables `names` (sim/tgt: name -> Observable over all events)."""
+    return check_loss(kind).build(names, sim, tgt, target_weights, n_sim, n_target, n_projections, seed)
+
+
+class SumLoss(torch.nn.Module):
+    """The sum of per-observable losses."""
+
+    def __init__(self, terms):
+        super().__init__()
+        self.terms = torch.nn.ModuleList(terms)
+
+    def forward(self, p, q=None):
+        return sum(t(p, q) for t in self.terms)
+
+
+def _per_observable(make, names, sim, tgt, target_weights, n_sim, n_target) -> SumLoss:
+    terms = []
+    for n in names:
+        s, t = sim[n], tgt[n]
+        terms.append(make(n, s, t, dict(sim_index=s.event_index(), target_index=t.event_index(),
+                                        target_weights=target_weights, n_sim_events=n_sim,
+                                        n_target_events=n_target)))
+    return SumLoss(terms)
+
+
+@register_loss("swd", "sliced Wasserstein of the standardized event-level observables")
+def _build_swd(names, sim, tgt, target_weights, n_sim, n_target, n_projections, seed):
+    hadron = [n for n in names if sim[n].level == "hadron"]
+    if hadron:
+        raise ParameterError(f"loss 'swd' projects event-level observables; {hadron} are per hadron: "
+                             "use --loss w1 or --loss chi2 for spectra")
+    xs = np.stack([sim[n].values for n in names], 1)
+    xt = np.stack([tgt[n].values for n in names], 1)
+    return SlicedWasserstein(xs, xt, target_weights, n_projections=n_projections, seed=seed)
+
+
+@register_loss("w1", "sum of exact 1D Wasserstein distances, each over the target's standard deviation")
+def _build_w1(names, sim, tgt, target_weights, n_sim, n_target, n_projections, seed):
+    def make(n, s, t, kw):
+        sd = float(np.std(t.values))
+        if sd == 0:
+            raise ParameterError(f"observables: {n!r} is constant in the target; drop it")
+        return Wasserstein1D(s.values, t.values, scale=sd, **kw)
+    return _per_observable(make, names, sim, tgt, target_weights, n_sim, n_target)
+
+
+@register_loss("chi2", "sum of pseudo-chi2 over the binned observables")
+def _build_chi2(names, sim, tgt, target_weights, n_sim, n_target, n_projections, seed):
+    return _per_observable(lambda n, s, t, kw: PseudoChi2(s.values, t.values, **kw), names, sim, tgt,
+                           target_weights, n_sim, n_target)

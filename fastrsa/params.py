@@ -1,18 +1,175 @@
-"""Lund-model parameters: the base point a dataset was generated at, and validation of any point.
+"""Parameters: the one `ParameterSpace` of the fit parameters, and the base point of a dataset.
 
-The weights depend on exactly these settings of Pythia; they are stored with every dataset
-(see docs/format.md) so that a dataset can be reweighted without access to the run that made it.
+`SPACE` owns every fit parameter's name, Pythia setting, unit, domain, default, the field of
+`BaseParams` that holds its base value, and the weight engine (and kernel column) that consumes it.
+It holds the one validator (`SPACE.check`) and the one clamp (`SPACE.clamp`); the CLI, the fit, the
+weight op and the kernels' callers all go through it. A new parameter is one `SPACE.register(...)`.
+
+`BaseParams` is every Pythia setting the weights depend on; it is stored with every dataset (see
+docs/format.md), so that a dataset can be reweighted without access to the run that made it.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
+
 from .errors import ParameterError
 
 # The RSA paper's base point (arXiv:2411.02194) and Pythia's default (Monash) point.
 PAPER_BASE = {"a": 0.72, "b": 0.88, "sigma": 0.335}
 PYTHIA_DEFAULT = {"a": 0.68, "b": 0.98, "sigma": 0.335}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One fit parameter. Its domain is lower <= x (or lower < x when `open_lower`), x <= upper.
+
+    `floor` is where the optimizer's clamp puts a value that stepped below the domain (for an open
+    lower bound, a small number inside it). `engine` names the weight engine that consumes the
+    parameter and `column` its column in that engine's kernel theta.
+    """
+
+    name: str
+    setting: str
+    unit: str
+    lower: float
+    open_lower: bool
+    floor: float
+    default: float
+    base_field: str
+    engine: str
+    column: int
+    description: str
+    upper: float = math.inf
+    typical: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} [{self.unit}]" if self.unit else self.name
+
+    def domain(self) -> str:
+        if math.isinf(self.upper):
+            return f"{self.name} {'>' if self.open_lower else '>='} {self.lower:g}"
+        return f"{self.lower:g} {'<' if self.open_lower else '<='} {self.name} <= {self.upper:g}"
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        ok = np.isfinite(x) & ((x > self.lower) if self.open_lower else (x >= self.lower))
+        return ok & (x <= self.upper)
+
+
+class ParameterSpace:
+    """An ordered set of fit parameters; a theta vector has one column per parameter, in this order."""
+
+    def __init__(self, params=()):
+        self._params: list[Parameter] = []
+        for p in params:
+            self.register(p)
+
+    def register(self, p: Parameter) -> Parameter:
+        if p.name in self.names:
+            raise ParameterError(f"parameter {p.name!r} is registered already")
+        self._params.append(p)
+        return p
+
+    # --- vocabulary --------------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple:
+        return tuple(p.name for p in self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __iter__(self):
+        return iter(self._params)
+
+    def __getitem__(self, name: str) -> Parameter:
+        for p in self._params:
+            if p.name == name:
+                return p
+        raise ParameterError(f"parameter {name!r} does not exist; known: {', '.join(self.names)}")
+
+    def index(self, name: str) -> int:
+        return self.names.index(self[name].name)
+
+    def indices(self, names) -> list[int]:
+        return [self.index(n) for n in names]
+
+    def parse_names(self, text, what: str = "params") -> list[str]:
+        """'a,b' (or a list) -> validated names in the space's order."""
+        names = [n.strip() for n in text.split(",") if n.strip()] if isinstance(text, str) else list(text)
+        bad = [n for n in names if n not in self.names]
+        if bad or not names:
+            raise ParameterError(f"{what}: {bad or 'none'}; choose from {', '.join(self.names)} "
+                                 "(e.g. --params a,b)")
+        return [n for n in self.names if n in names]
+
+    def columns(self, engine: str) -> list[int]:
+        """Indices into theta of the parameters `engine` consumes, ordered by its kernel column."""
+        mine = sorted((p for p in self._params if p.engine == engine), key=lambda p: p.column)
+        if [p.column for p in mine] != list(range(len(mine))):
+            raise ParameterError(f"engine {engine!r}: kernel columns {[p.column for p in mine]} are not 0..n-1")
+        return [self.index(p.name) for p in mine]
+
+    # --- points ------------------------------------------------------------------------------------
+    def base_point(self, base: "BaseParams") -> tuple:
+        return tuple(float(getattr(base, p.base_field)) for p in self._params)
+
+    def defaults(self) -> tuple:
+        return tuple(p.default for p in self._params)
+
+    def format_point(self, theta, digits: int = 4) -> str:
+        return ", ".join(f"{n}={float(v):.{digits}f}" for n, v in zip(self.names, theta))
+
+    # --- the one validator and the one clamp ----------------------------------------------------------
+    def check(self, theta, where: str = "theta", names=None) -> None:
+        """Raise ParameterError unless every row of theta [..., P] lies in the model's domain.
+
+        `names` gives the parameters of theta's columns (default: the whole space, in order). Accepts
+        numbers, sequences, numpy arrays and torch tensors (any device)."""
+        names = self.names if names is None else tuple(names)
+        if hasattr(theta, "detach"):
+            theta = theta.detach().to("cpu").double().numpy()
+        try:
+            t = np.asarray(theta, np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{where}: {theta!r} is not a vector of numbers "
+                                 f"({', '.join(names)})") from None
+        if t.ndim == 0 or t.shape[-1] != len(names):
+            raise ParameterError(f"{where}: shape {t.shape}; expected [{len(names)}] or [K, {len(names)}] "
+                                 f"(columns {', '.join(names)})")
+        t = t.reshape(-1, len(names))
+        if t.shape[0] == 0:
+            raise ParameterError(f"{where}: K = 0 parameter points")
+        for j, n in enumerate(names):
+            p = self[n]
+            ok = p.contains(t[:, j])
+            if not ok.all():
+                bad = float(t[~ok][0, j])
+                if not math.isfinite(bad):
+                    raise ParameterError(f"{where}: {n} = {bad} must be a finite number (not NaN or inf)")
+                raise ParameterError(f"{where}: {n} = {bad} outside the model ({p.domain()}; {p.setting}"
+                                     f"{' [' + p.unit + ']' if p.unit else ''}); use e.g. {p.typical or p.default}")
+
+    def clamp(self, x, names):
+        """Clamp values of the parameters `names` (last axis of torch tensor x) into their domain."""
+        import torch
+        lo = torch.tensor([self[n].floor for n in names], dtype=x.dtype, device=x.device)
+        hi = torch.tensor([self[n].upper for n in names], dtype=x.dtype, device=x.device)
+        return torch.minimum(torch.maximum(x, lo), hi)
+
+
+SPACE = ParameterSpace([
+    Parameter("a", "StringZ:aLund", "", 0.0, False, 0.0, 0.68, "a", "lund", 0,
+              "Lund a: the (1-z)^a term of the fragmentation function", typical="a value in [0, 2]"),
+    Parameter("b", "StringZ:bLund", "GeV^-2", 0.0, True, 1e-6, 0.98, "b", "lund", 1,
+              "Lund b: the exp(-b mT^2/z) term", typical="0.2-2"),
+    Parameter("sigma", "StringPT:sigma", "GeV", 0.0, True, 1e-6, 0.335, "sigma", "lund", 2,
+              "Gaussian width of the hadrons' transverse momenta", typical="0.335"),
+])
+PARAMS = SPACE.names        # the fit parameters' names, in theta's column order
 
 
 @dataclass(frozen=True)
@@ -33,8 +190,13 @@ class BaseParams:
     m_b: float = 4.8              # ParticleData m0(5)
 
     def __post_init__(self):
-        check_theta(self.a, self.b, self.sigma, where="base parameters")
+        SPACE.check(SPACE.base_point(self), where="base parameters")
         check_z_head(self.z_head)
+
+    @property
+    def theta(self) -> tuple:
+        """The base point in the ParameterSpace's coordinates."""
+        return SPACE.base_point(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,32 +221,12 @@ class BaseParams:
         return True
 
 
-def _finite(name: str, value, where: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{where}: {name} = {value!r} is not a number") from None
-    if not math.isfinite(v):
-        raise ParameterError(f"{where}: {name} = {value!r} must be finite")
-    return v
-
-
-def check_theta(a, b, sigma, where: str = "theta") -> None:
-    """Raise ParameterError unless a >= 0, b > 0, sigma > 0 and all finite (the model's domain)."""
-    a = _finite("a", a, where)
-    b = _finite("b", b, where)
-    sigma = _finite("sigma", sigma, where)
-    if a < 0:
-        raise ParameterError(f"{where}: a = {a} must be >= 0 (StringZ:aLund); use a value in [0, 2]")
-    if b <= 0:
-        raise ParameterError(f"{where}: b = {b} must be > 0 (StringZ:bLund, GeV^-2); use e.g. 0.2-2")
-    if sigma <= 0:
-        raise ParameterError(f"{where}: sigma = {sigma} must be > 0 (StringPT:sigma, GeV); use e.g. 0.335")
-
-
 def check_z_head(z_head) -> None:
-    z = _finite("zhead", z_head, "VariationFrag:zHead")
-    if z < 1:
+    try:
+        z = float(z_head)
+    except (TypeError, ValueError):
+        raise ParameterError(f"zhead = {z_head!r} is not a number (VariationFrag:zHead)") from None
+    if not math.isfinite(z) or z < 1:
         raise ParameterError(f"zhead = {z} must be >= 1 (VariationFrag:zHead oversamples the proposal); "
                              "use 10 for reweighting far from the base point")
     if z > 100:

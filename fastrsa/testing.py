@@ -37,19 +37,22 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     ((a, b, sigma) tuples). Returns (dataset, insitu [K, N], kinematic_variations [K, N]) where the
     last holds pythia8mc.KinematicVariations(...).weight recomputed from the stored records.
     """
-    from .generate import RunConfig, _build_table, _new_pythia, actual_base, next_event, shard_meta, write_shard
+    from .generation.plan import RunConfig
+    from .generation.shard import build_table, shard_meta
     from .params import BaseParams
-    from .pythia_records import import_pythia, make_reader
-    from .setups import make_setup
-    from .dataset import open_dataset, MANIFEST
+    from .pythia.records import import_pythia, make_reader
+    from .pythia.run import actual_base, new_pythia, next_event
+    from .pythia.setups import make_setup
+    from .store.dataset import open_dataset
+    from .store.writer import write_manifest, write_shard
 
     p8 = import_pythia()
     cfg = RunConfig(events, BaseParams(**(base or {})), make_setup(setup), seed, events)
     groups = ", ".join(f"p{k} frag:aLund={a!r} frag:bLund={b!r} frag:ptSigma={s!r}"
                        for k, (a, b, s) in enumerate(points))
-    py = _new_pythia(p8, cfg, cfg.shard_seed(0), extra=[f"VariationFrag:List = {{{groups}}}"])
+    py = new_pythia(p8, cfg.base, cfg.setup, cfg.shard_seed(0), extra=[f"VariationFrag:List = {{{groups}}}"])
     reader = make_reader(py, p8)
-    bp = actual_base(py, cfg.base)
+    bp = actual_base(py)
     kv = p8.KinematicVariations(bp.a, bp.b, bp.r_fact_c, bp.r_fact_b, bp.sigma, bp.z_head)
     info = py.infoPython()
     names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
@@ -68,6 +71,6 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_shard(out, 0, _build_table(rows, meta))
-    (out / MANIFEST).write_text('{"identity": {}, "n_shards": 1}')
+    write_shard(out, 0, build_table(rows, meta))
+    write_manifest(out, {"identity": {}, "n_shards": 1})
     return open_dataset(out), np.array(insitu).T, np.array(kvw).T

@@ -22,7 +22,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def string_ds(tmp_path_factory):
     """A few hundred pion-string events from `fastrsa generate` (two jobs, several shards)."""
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     return generate(tmp_path_factory.mktemp("string") / "ds", events=400, jobs=2, seed=3,
                     shard_events=100, progress=False)
 

@@ -8,7 +8,7 @@ from fastrsa.cli import main
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     d = tmp_path_factory.mktemp("tiny")
     generate(d / "base", events=600, seed=31, jobs=1, progress=False)
     generate(d / "target", events=600, a=0.68, b=0.98, seed=32, jobs=1, progress=False)

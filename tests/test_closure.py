@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 import fastrsa
-from fastrsa.generate import generate
+from fastrsa.generation import generate
 
 THETA = (0.68, 0.98, 0.30)   # Pythia's default a, b; a narrower pT width than the base
 

@@ -12,7 +12,7 @@ from fastrsa.fit import CHI2_95_2D, PARAMS, Problem, bootstrap, fit, hessian, in
 @pytest.fixture(scope="session")
 def pair(tmp_path_factory):
     """A base at the RSA paper's point and pseudo-data at Pythia's default, 3000 events each."""
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     d = tmp_path_factory.mktemp("pair")
     base = generate(d / "base", events=3000, a=0.72, b=0.88, seed=21, jobs=2, progress=False)
     target = generate(d / "target", events=3000, a=0.68, b=0.98, seed=22, jobs=2, progress=False)
@@ -56,7 +56,7 @@ def test_fit_approaches_truth_with_covariance(pair, tmp_path):
 def test_more_observables_narrow_the_bootstrap_ellipse(pair, tmp_path):
     """Multiplicity alone barely separates a from b; adding shapes and a classifier score must shrink the
     bootstrap ellipse. The sandwich covariance must agree with the bootstrap within a factor 3."""
-    from fastrsa.classifier import train_classifier
+    from fastrsa.observables.classifier import train_classifier
     clf = train_classifier(pair[0].path, pair[1].path, epochs=3, progress=False)
     clf.save(tmp_path / "clf.pt")
     areas = {}
@@ -74,7 +74,7 @@ def test_more_observables_narrow_the_bootstrap_ellipse(pair, tmp_path):
 
 
 def test_several_bases_use_the_one_that_covers(pair, tmp_path):
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     near = generate(tmp_path / "near", events=3000, a=0.62, b=1.08, seed=23, jobs=2, progress=False)
     problem = Problem([pair[0].path, near.path], pair[1].path, "multiplicity,thrust")
     th = torch.tensor([[0.72, 0.88, 0.335], [0.62, 1.08, 0.335]], dtype=torch.float64)
@@ -115,7 +115,7 @@ def test_hessian_of_a_quadratic_loss(pair):
 
 
 def test_bad_input(pair, string_ds, tmp_path):
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     other = generate(tmp_path / "e20", events=50, energy=20.0, seed=4, jobs=1, progress=False)
     with pytest.raises(DatasetError, match="same process and energy"):
         Problem([pair[0].path], other.path, "multiplicity")
@@ -131,3 +131,51 @@ def test_bad_input(pair, string_ds, tmp_path):
     with pytest.raises(DatasetError, match="no such dataset"):
         Problem([tmp_path / "missing"], pair[1].path)
     assert PARAMS == ("a", "b", "sigma")
+
+
+@pytest.fixture(scope="module")
+def pair_tiny(tmp_path_factory):
+    from fastrsa.generation import generate
+    d = tmp_path_factory.mktemp("pair_tiny")
+    return (generate(d / "base", events=16, seed=51, progress=False),
+            generate(d / "target", events=40, a=0.68, b=0.98, seed=52, progress=False))
+
+
+def test_fit_path_on_every_device(pair_tiny, device, monkeypatch):
+    """Problem, fit, landscape and bootstrap run the weight kernel of `device` (CPU, the CUDA simulator,
+    CUDA) and give the CPU kernel's numbers."""
+    launches = []
+    if device.name != "cpu":
+        from fastrsa.hadronization.kernels import cuda as cuda_kernels
+        real = cuda_kernels.launch
+        monkeypatch.setattr(cuda_kernels, "launch", lambda *a, **k: (launches.append(1), real(*a, **k)))
+
+    def run(dev, backend):
+        problem = Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity,thrust", n_projections=8,
+                          device=dev, backend=backend)
+        ev = problem.loss_and_grad(torch.tensor([[0.70, 0.92, 0.33], [0.66, 1.0, 0.34]], dtype=torch.float64))
+        res = fit(problem, steps=2, replicas=4, progress=False)
+        land = landscape(problem, [0.68, 0.72], [0.9], 0.335, progress=False)
+        bs = bootstrap(problem, res.theta, replicas=2, iters=1, progress=False)
+        return ev, res, land, bs
+    ev, res, land, bs = run(device.torch_device, device.backend)
+    assert (len(launches) >= 8) == (device.name != "cpu"), len(launches)   # every phase ran the CUDA kernel
+    ev0, res0, land0, bs0 = run("cpu", "cpu")
+    assert torch.allclose(ev.loss.cpu(), ev0.loss, rtol=1e-10) and torch.allclose(ev.grad.cpu(), ev0.grad, rtol=1e-9)
+    np.testing.assert_allclose(res.theta, res0.theta, rtol=1e-10)
+    np.testing.assert_allclose(res.cov, res0.cov, rtol=1e-6)
+    np.testing.assert_allclose(land["loss"], land0["loss"], rtol=1e-10)
+    np.testing.assert_allclose(bs["points"], bs0["points"], rtol=1e-8)
+    with pytest.raises(ParameterError, match="backend"):
+        Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity", backend="gpu")
+
+
+def test_unusable_device_and_bad_bootstrap_settings_are_one_clear_error(pair_tiny):
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no usable CUDA"):
+            Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity", device="cuda")
+    with pytest.raises(ParameterError, match="device = 'foo'"):
+        Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity", device="foo")
+    problem = Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity")
+    with pytest.raises(ParameterError, match="iters = 0"):
+        bootstrap(problem, [0.72, 0.88, 0.335], iters=0, progress=False)

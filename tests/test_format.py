@@ -6,10 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrsa import DatasetError, open_dataset
-from fastrsa.format import FORMAT_VERSION, META_KEY, SCHEMA
-from fastrsa.generate import _build_table, write_shard
+from fastrsa.store.schema import FORMAT_VERSION, META_KEY, SCHEMA
+from fastrsa.generation.shard import build_table as _build_table
+from fastrsa.store.writer import write_shard
 from fastrsa.params import BaseParams
-from fastrsa.pythia_records import Records
+from fastrsa.pythia.records import Records
 
 
 def _meta(**over):
@@ -92,7 +93,48 @@ def test_not_a_dataset(tmp_path):
 
 
 def test_schema_metadata_is_json():
-    from fastrsa.format import schema_with_meta
+    from fastrsa.store.schema import schema_with_meta
     s = schema_with_meta(_meta())
     assert json.loads(s.metadata[META_KEY])["format_version"] == FORMAT_VERSION
     assert s.names == SCHEMA.names
+
+
+def test_plain_parquet_readers_open_the_directory(string_ds):
+    """The directory as `fastrsa generate` wrote it opens in pyarrow.dataset, pandas, polars and awkward
+    (the manifest's leading underscore makes them skip it), with every event and column."""
+    import awkward as ak
+    import pandas as pd
+    import polars as pl
+    import pyarrow.dataset as pads
+    from fastrsa.store.layout import MANIFEST
+    d = string_ds.path
+    assert (d / MANIFEST).exists() and MANIFEST.startswith("_")
+    ref = string_ds.table()
+    t = pads.dataset(d, format="parquet").to_table()
+    assert t.num_rows == len(string_ds) == 400 and set(t.column_names) == set(ref.column_names)
+    assert t.select(ref.column_names).equals(ref)
+    assert pq.read_table(d).num_rows == 400
+    df = pd.read_parquet(d)
+    assert len(df) == 400 and np.array_equal(np.concatenate(df["z"].to_numpy()), ref.column("z").combine_chunks().values)
+    pf = pl.read_parquet(d)
+    assert pf.height == 400 and pf["n_attempts"].to_list() == ref.column("n_attempts").to_pylist()
+    arr = ak.from_parquet(d)
+    assert len(arr) == 400 and ak.to_list(arr["pdg"][7]) == ref.column("pdg")[7].as_py()
+
+
+def test_old_directories_with_the_legacy_manifest_still_open_and_resume(tmp_path, string_ds):
+    """Datasets written before the rename keep 'fastrsa.json'; they open, and generate resumes them."""
+    import shutil
+    from fastrsa.generation import generate
+    from fastrsa.store.layout import LEGACY_MANIFEST, MANIFEST, read_manifest
+    old = tmp_path / "old"
+    shutil.copytree(string_ds.path, old)
+    (old / LEGACY_MANIFEST).write_text(json.dumps(read_manifest(old / MANIFEST)))
+    (old / MANIFEST).unlink()
+    last = sorted(old.glob("part-*.parquet"))[-1]
+    last.unlink()
+    ds = open_dataset(old)
+    assert not ds.complete and len(ds) == 300 and ds.manifest["n_shards"] == 4
+    ds = generate(old, events=400, jobs=2, seed=3, shard_events=100, progress=False)
+    assert ds.complete and ds.table().equals(string_ds.table())
+    assert not (old / MANIFEST).exists() and json.loads((old / LEGACY_MANIFEST).read_text())["n_shards"] == 4

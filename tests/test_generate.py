@@ -38,20 +38,21 @@ def test_records_consistent_with_pythia(string_ds):
 
 
 def test_sentinel_passes_and_catches_a_wrong_layout(monkeypatch):
-    from fastrsa import generate as g, pythia_records as pr
     from fastrsa.params import BaseParams
-    from fastrsa.setups import make_setup
+    from fastrsa.pythia import records as pr
+    from fastrsa.pythia.sentinel import run_sentinel
+    from fastrsa.pythia.setups import make_setup
     p8 = pr.import_pythia()
-    cfg = g.RunConfig(10, BaseParams(), make_setup("string"), 1, 10)
-    assert len(g.run_sentinel(p8, cfg, seed=5, n_events=5)) == 5
+    base, setup = BaseParams(), make_setup("string")
+    assert len(run_sentinel(p8, base, setup, seed=5, n_events=5)) == 5
     # Point the reader at the pT vector instead of the z doubles: the sentinel must stop the run.
     monkeypatch.setattr(pr, "WF_ZDBL", pr.WF_PT)
     with pytest.raises(PythiaError, match="8.317"):
-        g.run_sentinel(p8, cfg, seed=5, n_events=5)
+        run_sentinel(p8, base, setup, seed=5, n_events=5)
 
 
 def test_layout_check_rejects_other_offsets(monkeypatch):
-    from fastrsa import pythia_records as pr
+    from fastrsa.pythia import records as pr
     p8 = pr.import_pythia()
     pr.verify_layout(p8)
     monkeypatch.setattr(pr, "WC_WEIGHTS_MERGING", 600)
@@ -120,7 +121,7 @@ def test_output_holds_another_dataset(string_ds, tmp_path, capsys):
 
 
 def test_missing_or_wrong_pythia(tmp_path, monkeypatch):
-    from fastrsa import pythia_records as pr
+    from fastrsa.pythia import records as pr
     monkeypatch.setitem(sys.modules, "pythia8mc", None)
     with pytest.raises(PythiaError, match="pythia8mc is not installed.*pip install"):
         pr.import_pythia()
@@ -128,7 +129,7 @@ def test_missing_or_wrong_pythia(tmp_path, monkeypatch):
     monkeypatch.setattr(pr.metadata, "version", lambda name: "8.318.0")
     with pytest.raises(PythiaError, match="8.318.0 is not supported"):
         pr.import_pythia()
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     with pytest.raises(PythiaError):
         generate(tmp_path / "x", events=5, progress=False)
     assert not (tmp_path / "x").exists()
@@ -146,7 +147,7 @@ def test_info_on_bad_dataset(tmp_path, capsys):
 
 
 def test_generate_validates_in_python():
-    from fastrsa.generate import validate_request
+    from fastrsa.generation import validate_request
     with pytest.raises(ParameterError, match="events"):
         validate_request(-5, 0.7, 0.9, 0.3, 10, 1, 1, None)
     with pytest.raises(DatasetError):

@@ -7,8 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrsa.errors import DatasetError, ParameterError
-from fastrsa.format import META_KEY
-from fastrsa.observables import HadronSample, charge3, compute, expand_names, load_hadrons, sphericity, thrust
+from fastrsa.store.schema import META_KEY
+from fastrsa.observables import charge3, compute, expand_names, sphericity, thrust
+from fastrsa.store.hadrons import HadronSample, load_hadrons
 
 
 def sample_from(events, setup=None):

@@ -7,9 +7,9 @@ import torch
 
 import fastrsa
 from fastrsa import DatasetError, ParameterError
-from fastrsa.batch import TrialBatch
+from fastrsa.hadronization.batch import TrialBatch
 from fastrsa.params import BaseParams
-from fastrsa.reference import dataset_weights
+from fastrsa.hadronization.reference import dataset_weights
 
 POINTS = [(0.68, 0.98, 0.335), (0.4, 0.6, 0.3), (1.1, 1.5, 0.4), (0.72, 0.88, 0.335)]
 
@@ -105,7 +105,7 @@ def test_gradient_matches_pythia_finite_differences(insitu_string):
 
 
 def test_lund_special_cases_against_finite_differences():
-    from fastrsa.lund import log_f_and_grad, zmax_and_grad
+    from fastrsa.hadronization.lund import log_f_and_grad, zmax_and_grad
     cases = [(0.01, 0.3, 1.0), (0.01, 2.0, 1.0), (1.004, 0.5, 1.0), (0.7, 0.5, 1.0), (0.5, 150.0, 0.2),
              (0.97, 0.8, 1.97), (0.5, 200.0, 1.0)]
     for A, B, C in cases:

@@ -1,8 +1,10 @@
 """Generation throughput with and without reading the rejection records (same Pythia, same events)."""
-from fastrsa.generate import RunConfig, _build_table, _hadrons, _new_pythia, make_reader
+from fastrsa.generation.plan import RunConfig
+from fastrsa.generation.shard import build_table
 from fastrsa.params import BaseParams
-from fastrsa.pythia_records import import_pythia
-from fastrsa.setups import fill_event, make_setup
+from fastrsa.pythia.records import import_pythia, make_reader
+from fastrsa.pythia.run import final_hadrons, new_pythia
+from fastrsa.pythia.setups import fill_event, make_setup
 
 N_EVENTS = 2000
 
@@ -15,7 +17,7 @@ class Generation:
     def setup(self, what):
         p8 = import_pythia()
         self.cfg = RunConfig(N_EVENTS, BaseParams(), make_setup("string"), 1, N_EVENTS)
-        self.py = _new_pythia(p8, self.cfg, 12345)
+        self.py = new_pythia(p8, self.cfg.base, self.cfg.setup, 12345)
         self.reader = make_reader(self.py, p8)
         self.cache = {}
 
@@ -27,8 +29,8 @@ class Generation:
             py.next()
             if what == "pythia_only":
                 continue
-            had = _hadrons(py.event)
+            had = final_hadrons(py.event)
             if what == "pythia+hadrons+records":
                 rows.append((self.reader.read(), had))
         if rows:
-            _build_table(rows, {"format": "bench"})
+            build_table(rows, {"format": "bench"})

@@ -8,7 +8,7 @@ CACHE = Path(os.environ.get("FASTRSA_BENCH_DIR", Path(tempfile.gettempdir()) / "
 
 def string_dataset(events: int):
     from fastrsa import open_dataset
-    from fastrsa.generate import generate
+    from fastrsa.generation import generate
     out = CACHE / f"string-{events}"
     if (out / "fastrsa.json").exists():
         ds = open_dataset(out)

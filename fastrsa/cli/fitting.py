@@ -1,0 +1,242 @@
+"""Fitting commands: fit, landscape and bootstrap. The `run_*` functions take values (no argparse
+Namespace), so the demo and user scripts call them directly."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..losses import LOSSES
+from ..params import SPACE
+from .common import add_command, add_quiet, floats, out_dir, write_json
+
+DEFAULT_OBSERVABLES = "multiplicity,shapes"
+
+
+def make_problem(base, target, observables=DEFAULT_OBSERVABLES, loss="swd", projections=128, seed=0,
+                 device="cpu"):
+    from ..fit import Problem
+    return Problem(base, target, observables, loss=loss, n_projections=projections, seed=seed, device=device)
+
+
+def start_point(start: str | None, problem):
+    """'a,b' -> a full point (sigma and any other parameter from the first base), or None."""
+    if start is None:
+        return None
+    a, b = floats(start, 2, "--start")
+    return (a, b, *problem.base_points[0][2:])
+
+
+def problem_info(problem) -> dict:
+    return {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
+                       "sigma": ds.base.sigma} for ds in problem.datasets],
+            "target": {"path": problem.target.path, "events": len(problem.target)},
+            "setup": problem.setup, "observables": problem.names, "loss": problem.loss_kind}
+
+
+def fit_plots(problem, result, out: Path, truth=None) -> list[str]:
+    from ..plots import observable_samples, plot_ellipses, plot_observables
+    files = plot_observables(observable_samples(problem, result.theta), out / "observables")
+    if len(result.free) == 2 and result.free == ["a", "b"]:
+        path = np.array([h["theta"][:2] for h in result.history])
+        files += plot_ellipses({"fit (Hessian sandwich)": (result.theta[:2], result.cov)}, out / "ellipse",
+                               truth=truth, points={"fit (Hessian sandwich)": path}, title="fit path and ellipses")
+    return files
+
+
+def run_fit(problem, out: Path, *, start=None, params="a,b", steps=100, lr=0.01, redraw=False, replicas=64,
+            seed=0, progress=True, plots=True, truth=None, stream=None):
+    """Fit, write result.json (and figures) into `out`, print the summary; returns the FitResult."""
+    from ..fit import fit
+    stream = stream or sys.stdout
+    print(problem.describe(), file=stream)
+    result = fit(problem, start=start, params=params, steps=steps, lr=lr, redraw=redraw, replicas=replicas,
+                 seed=seed, progress=progress)
+    write_json(out / "result.json", {"problem": problem_info(problem), **result.to_dict()})
+    print(result.summary(), file=stream)
+    best = {h["best_base"] for h in result.history}
+    if len(problem.datasets) > 1:
+        print("     bases used along the path (largest weight alpha): " +
+              ", ".join(str(problem.datasets[b].path) for b in sorted(best)), file=stream)
+    files = fit_plots(problem, result, out, truth) if plots else []
+    print(f"wrote {out / 'result.json'}" + (f" and {len(files)} figures" if files else ""), file=stream)
+    return result
+
+
+def run_landscape(problem, out: Path, *, a_range, b_range, grid=15, sigma=None, result=None, truth=None,
+                  progress=True, plots=True, stream=None) -> dict:
+    """Loss landscape on a grid over a_range x b_range (each (lo, hi)), written to landscape.json."""
+    from ..fit import landscape
+    stream = stream or sys.stdout
+    if grid < 2:
+        raise ParameterError(f"--grid {grid}: need at least 2 points per axis")
+    sigma = problem.base_points[0][SPACE.index("sigma")] if sigma is None else sigma
+    land = landscape(problem, np.linspace(*a_range, grid), np.linspace(*b_range, grid), sigma, progress=progress)
+    write_json(out / "landscape.json", {"problem": problem_info(problem), **land})
+    files = []
+    if plots:
+        from ..plots import plot_diagnostics, plot_landscape
+        path = fitted = cov = None
+        if result is not None:
+            path = [h["theta"][:2] for h in result["history"]]
+            if result.get("free") == ["a", "b"]:
+                fitted, cov = [result["a"], result["b"]], result["cov"]
+        files = plot_landscape(land, out / "landscape", path=path, truth=truth, fitted=fitted, cov=cov)
+        files += plot_diagnostics(land, out / "diagnostics")
+    i, j = np.unravel_index(np.argmin(land["loss"]), np.shape(land["loss"]))
+    print(f"landscape: {grid}x{grid} points; lowest loss at a = {land['a'][i]:.4f}, "
+          f"b = {land['b'][j]:.4f}; N_eff/N from {np.min(land['n_eff_frac']):.3f} to "
+          f"{np.max(land['n_eff_frac']):.3f}; wrote {out / 'landscape.json'}"
+          + (f" and {len(files)} figures" if files else ""), file=stream)
+    return land
+
+
+def _read_result(path) -> dict:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+        doc["history"][0]["theta"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise ParameterError(f"--result {p}: not a readable result.json of 'fastrsa fit'") from None
+    return doc
+
+
+def _problem(args, observables=None):
+    return make_problem(args.base, args.target, observables or args.observables, args.loss, args.projections,
+                        args.seed, args.device)
+
+
+def _cmd_fit(args) -> int:
+    problem = _problem(args)
+    run_fit(problem, out_dir(args.out), start=start_point(args.start, problem), params=args.params,
+            steps=args.steps, lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
+            progress=not args.quiet, plots=not args.no_plots)
+    return 0
+
+
+def _cmd_landscape(args) -> int:
+    a_range = floats(args.a_range, 2, "--a-range")
+    b_range = floats(args.b_range, 2, "--b-range")
+    result = _read_result(args.result) if args.result else None
+    truth = floats(args.truth, 2, "--truth") if args.truth else None
+    if args.grid < 2:
+        raise ParameterError(f"--grid {args.grid}: need at least 2 points per axis")
+    problem = _problem(args)
+    run_landscape(problem, out_dir(args.out), a_range=a_range, b_range=b_range, grid=args.grid, sigma=args.sigma,
+                  result=result, truth=truth, progress=not args.quiet, plots=not args.no_plots)
+    return 0
+
+
+def _cmd_bootstrap(args) -> int:
+    from ..fit import CHI2_95_2D, bootstrap, fit
+    from ..plots import plot_ellipses
+    if args.iters < 1:
+        raise ParameterError(f"--iters {args.iters}: need at least 1 Levenberg-Marquardt iteration")
+    if args.replicas < 2:
+        raise ParameterError(f"--replicas {args.replicas}: need at least 2 for a covariance")
+    truth = floats(args.truth, 2, "--truth") if args.truth else None
+    out = out_dir(args.out)
+    sets = args.observables or [DEFAULT_OBSERVABLES]
+    results, ellipses, points = [], {}, {}
+    for obs in sets:
+        problem = _problem(args, obs)
+        print(f"observables {','.join(problem.names)}: nominal fit", file=sys.stdout, flush=True)
+        nominal = fit(problem, start=start_point(args.start, problem), params=args.params, steps=args.steps,
+                      lr=args.lr, replicas=args.replicas, seed=args.seed, progress=not args.quiet)
+        print(nominal.summary())
+        print(f"  {args.replicas} bootstrap replicas, refitted together", flush=True)
+        bs = bootstrap(problem, nominal.theta, params=args.params, replicas=args.replicas, seed=args.seed + 1,
+                       iters=args.iters, progress=not args.quiet)
+        cov = np.asarray(bs["cov"])
+        area = float(math.pi * CHI2_95_2D * math.sqrt(max(np.linalg.det(cov), 0.0))) if cov.shape == (2, 2) else None
+        entry = {"observables": problem.names, "nominal": nominal.to_dict(), **bs, "area_95": area}
+        results.append(entry)
+        err = np.sqrt(np.diag(cov))
+        print("  bootstrap: " + ", ".join(f"{n} = {m:.4f} +- {e:.4f}" for n, m, e in zip(bs["free"], bs["mean"], err))
+              + (f"; 95% ellipse area {area:.3g}" if area is not None else ""), flush=True)
+        label = ",".join(problem.names)
+        ellipses[label], points[label] = (bs["mean"], cov), bs["points"]
+    write_json(out / "bootstrap.json", {"problem": problem_info(problem), "sets": results})
+    files = []
+    if not args.no_plots and all(r["free"] == ["a", "b"] for r in results):
+        files = plot_ellipses(ellipses, out / "bootstrap_ellipses", truth=truth, points=points,
+                              title=f"bootstrap ({args.replicas} replicas)")
+    print(f"wrote {out / 'bootstrap.json'}" + (f" and {len(files)} figures" if files else ""))
+    return 0
+
+
+def _common(p, many_observables=False):
+    p.add_argument("--base", action="append", required=True, default=None, metavar="DATASET",
+                   help="base dataset from 'fastrsa generate' (repeat for several; each point uses the bases "
+                        "that cover it)")
+    p.add_argument("--target", required=True, metavar="PATH",
+                   help="target: a dataset, or Parquet with per-event hadron lists and fastrsa setup metadata")
+    obs_help = ("comma-separated observables: " + ", ".join(_observable_names()) +
+                "; shorthands shapes, spectra")
+    if many_observables:
+        p.add_argument("--observables", action="append", default=None,
+                       help=obs_help + f"; repeat to compare sets (default: {DEFAULT_OBSERVABLES})")
+    else:
+        p.add_argument("--observables", default=DEFAULT_OBSERVABLES, help=obs_help)
+    p.add_argument("--loss", default="swd", metavar="|".join(LOSSES),
+                   help="; ".join(f"{k}: {v.description}" for k, v in LOSSES.items()))
+    p.add_argument("--projections", type=int, default=128, help="swd: number of random projections")
+    p.add_argument("--seed", type=int, default=0, help="seed of the swd projections and bootstrap replicas")
+    p.add_argument("--device", default="cpu", help="torch device of the weights: cpu or cuda")
+    add_quiet(p)
+    p.add_argument("--no-plots", action="store_true", help="write JSON only, no figures")
+
+
+def _observable_names() -> list[str]:
+    from ..observables.registry import OBSERVABLES, PREFIXES
+    return list(OBSERVABLES) + [s.example for s in PREFIXES.values()]
+
+
+def _fit_args(p, replicas: int):
+    p.add_argument("--params", default="a,b", help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)}")
+    p.add_argument("--start", default=None, metavar="A,B",
+                   help="start point a,b (default: the first base's point); the other parameters stay at the base's")
+    p.add_argument("--steps", type=int, default=100, help="optimizer (AdamW) steps")
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="AdamW learning rate [parameter units per step], decaying by a cosine to lr/20")
+    p.add_argument("--replicas", type=int, default=replicas,
+                   help="bootstrap replicas (of the loss gradient for the sandwich covariance)")
+
+
+def register(sub) -> None:
+    f = add_command(sub, "fit", "fit a, b (and sigma) to a target by gradient descent on reweighted bases",
+                    "fastrsa fit --base base --target target --observables multiplicity,shapes --out fit",
+                    "Writes result.json (point, covariance, path with diagnostics) and figures into --out.")
+    _common(f)
+    _fit_args(f, replicas=64)
+    f.add_argument("--redraw", action="store_true", help="swd: re-draw the projections every step")
+    f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
+    f.set_defaults(func=_cmd_fit)
+
+    land = add_command(sub, "landscape", "loss, gradient, mean weight and N_eff/N on an (a, b) grid",
+                       "fastrsa landscape --base base --target target --grid 15 --result fit/result.json --out land")
+    _common(land)
+    land.add_argument("--a-range", default="0.5,0.9", metavar="LO,HI", help="range of a")
+    land.add_argument("--b-range", default="0.7,1.2", metavar="LO,HI", help="range of b [GeV^-2]")
+    land.add_argument("--grid", type=int, default=15, help="points per axis")
+    land.add_argument("--sigma", type=float, default=None, help="sigma_pT [GeV] (default: the first base's)")
+    land.add_argument("--result", default=None, metavar="JSON", help="a fit's result.json: draw its path and ellipses")
+    land.add_argument("--truth", default=None, metavar="A,B", help="a point to mark (e.g. the pseudo-data's)")
+    land.add_argument("--out", required=True, metavar="DIR", help="directory for landscape.json and figures")
+    land.set_defaults(func=_cmd_landscape)
+
+    bs = add_command(sub, "bootstrap", "confidence ellipses from refitted bootstrap replicas",
+                     "fastrsa bootstrap --base base --target target --observables multiplicity "
+                     "--observables multiplicity,shapes --out bs",
+                     "Each --observables set gets a nominal fit and R replicas (Poisson(1) multiplicities of "
+                     "base and target events), refitted together by Levenberg-Marquardt steps.")
+    _common(bs, many_observables=True)
+    _fit_args(bs, replicas=32)
+    bs.add_argument("--iters", type=int, default=15, help="Levenberg-Marquardt iterations per replica")
+    bs.add_argument("--truth", default=None, metavar="A,B", help="a point to mark")
+    bs.add_argument("--out", required=True, metavar="DIR", help="directory for bootstrap.json and figures")
+    bs.set_defaults(func=_cmd_bootstrap)

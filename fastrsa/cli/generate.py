@@ -1,0 +1,75 @@
+"""Dataset commands: generate and info."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..params import PAPER_BASE, SPACE
+from ..pythia.setups import DEFAULT_ENERGY, DESCRIPTIONS
+from .common import add_command, add_quiet
+
+
+def _cmd_generate(args) -> int:
+    from ..generation import generate
+    ds = generate(args.out, events=args.events, a=args.a, b=args.b, sigma=args.sigma, z_head=args.zhead,
+                  energy=args.energy, seed=args.seed, jobs=args.jobs, setup=args.setup,
+                  shard_events=args.shard_events, progress=not args.quiet)
+    print(f"{ds.path}: {len(ds)} events in {len(ds.shards)} shards")
+    return 0
+
+
+def info_text(ds) -> str:
+    fv = ds.flat(groups=("trials", "hadrons"))
+    n = len(fv)
+    nt = np.diff(fv.offsets["trials"])
+    nh = np.diff(fv.offsets["hadrons"])
+    disk = sum(s.stat().st_size for s in ds.shards)
+    base, setup = ds.meta["base"], ds.meta["setup"]
+    lines = [f"dataset      {ds.path}" + ("" if ds.complete else
+                                            f"  (INCOMPLETE: {len(ds.shards)} of {ds.manifest['n_shards']} shards)"),
+             f"events       {n}",
+             f"trials/event mean {nt.mean():.1f}  max {nt.max()}",
+             f"hadrons/event mean {nh.mean():.2f}  max {nh.max()}",
+             f"n_attempts>1 {np.mean(fv.n_attempts > 1):.1%} of events (pion string: a redone attempt; "
+             "e+e-: also several strings)",
+             f"disk         {disk / 1e6:.2f} MB, {disk / max(nt.sum(), 1):.2f} bytes per trial (all columns)",
+             f"setup        {setup['name']}: {setup['description']}, E = {setup['energy']} GeV",
+             f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}",
+             "base         " + "  ".join(f"{k}={v}" for k, v in base.items())]
+    return "\n".join(lines)
+
+
+def _cmd_info(args) -> int:
+    from ..store.dataset import open_dataset
+    print(info_text(open_dataset(args.path)))
+    return 0
+
+
+def register(sub) -> None:
+    setups = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+    g = add_command(sub, "generate", "generate a dataset of rejection-sampling histories with Pythia",
+                    "fastrsa generate base --events 20000 --a 0.72 --b 0.88 --jobs 2",
+                    f"Setups: {setups}. An interrupted run resumes when the same command is repeated.")
+    g.add_argument("out", help="output directory (created; an interrupted run there is resumed)")
+    g.add_argument("--events", type=int, default=10000, help="number of events")
+    for name in ("a", "b", "sigma"):
+        p = SPACE[name]
+        g.add_argument(f"--{name}", type=float, default=PAPER_BASE[name],
+                       help=f"{p.setting}{' [' + p.unit + ']' if p.unit else ''} of the base point ({p.domain()})")
+    g.add_argument("--zhead", type=float, default=10.0,
+                   help="VariationFrag:zHead, the proposal's oversampling (1-100); larger reaches farther points")
+    g.add_argument("--energy", type=float, default=None,
+                   help=f"[GeV] string: energy per quark; ee: centre-of-mass energy "
+                        f"(default: {DEFAULT_ENERGY['string']} for string, {DEFAULT_ENERGY['ee']} for ee)")
+    g.add_argument("--setup", choices=sorted(DEFAULT_ENERGY), default="string",
+                   help="string: u-ubar string to pions (RSA paper); ee: e+e- -> Z -> hadrons")
+    g.add_argument("--seed", type=int, default=1, help="run seed (each shard's seed derives from it)")
+    g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    g.add_argument("--shard-events", type=int, default=None,
+                   help="events per shard (default: events / (4 jobs), at most 10000)")
+    add_quiet(g)
+    g.set_defaults(func=_cmd_generate)
+
+    i = add_command(sub, "info", "summarize a dataset (events, trials, size, setup, base point)",
+                    "fastrsa info base")
+    i.add_argument("path", help="dataset directory (or one of its Parquet shards)")
+    i.set_defaults(func=_cmd_info)

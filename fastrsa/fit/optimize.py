@@ -1,0 +1,149 @@
+"""The fit: AdamW on the free parameters through the batched loss and gradient, its history and
+diagnostics, and the result with its sandwich covariance."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from ..hadronization.diagnostics import summarize_log_weights
+from ..params import SPACE
+from .problem import Problem
+from .uncertainty import covariance
+
+
+@dataclass
+class FitResult:
+    theta: list
+    free: list
+    loss: float
+    cov: list                      # covariance of the free parameters (order of `free`)
+    hessian: list
+    history: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    diagnostics: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+    def errors(self) -> dict:
+        c = np.asarray(self.cov)
+        return {n: float(math.sqrt(max(c[i, i], 0.0))) for i, n in enumerate(self.free)}
+
+    def correlation(self) -> float | None:
+        c = np.asarray(self.cov)
+        if c.shape[0] < 2 or c[0, 0] <= 0 or c[1, 1] <= 0:
+            return None
+        return float(c[0, 1] / math.sqrt(c[0, 0] * c[1, 1]))
+
+    def to_dict(self) -> dict:
+        d = {n: v for n, v in zip(SPACE.names, self.theta)}
+        d.update(free=self.free, errors=self.errors(), cov=self.cov, correlation=self.correlation(),
+                 loss=self.loss, hessian=self.hessian, diagnostics=self.diagnostics,
+                 warnings=self.warnings, interrupted=self.interrupted, history=self.history)
+        return d
+
+    def summary(self) -> str:
+        err = self.errors()
+        parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
+        fixed = [f"{n} = {self.theta[i]:.4f} (fixed)" for i, n in enumerate(SPACE.names) if n not in self.free]
+        lines = ["fit: " + ", ".join(parts + fixed)]
+        rho = self.correlation()
+        if rho is not None:
+            lines.append(f"     correlation({self.free[0]}, {self.free[1]}) = {rho:+.3f}")
+        d = self.diagnostics
+        lines.append(f"     loss {self.loss:.6g}; mean weight {d.get('mean_weight', float('nan')):.4f}, "
+                     f"N_eff/N {d.get('n_eff_frac', float('nan')):.3f} at the fitted point")
+        lines += [f"     warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _diag_at(problem: Problem, theta) -> dict:
+    with torch.no_grad():
+        lws = problem.log_weights(problem.as_points(theta))
+    per_base = []
+    for lw, n in zip(lws, problem.sizes):
+        mean, err, n_eff = summarize_log_weights(lw[0])
+        per_base.append({"mean_weight": mean, "mean_weight_err": err, "n_eff_frac": n_eff / n})
+    _, alpha, neff = problem.mixture(lws)
+    best = int(torch.argmax(alpha[0]))
+    return {"mean_weight": per_base[best]["mean_weight"], "mean_weight_err": per_base[best]["mean_weight_err"],
+            "n_eff_frac": float(neff[0, best]), "per_base": per_base, "alpha": alpha[0].tolist(),
+            "best_base": best}
+
+
+def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float = 0.01, redraw: bool = False,
+        min_neff: float = 0.01, warn_neff: float = 0.1, replicas: int = 64, seed: int = 0,
+        progress: bool = True, stream=None) -> FitResult:
+    """Minimize the loss over the free parameters with AdamW (no weight decay: the parameters are
+    physics, not weights to shrink), learning rate `lr` decaying by a cosine to lr/20 over `steps`.
+
+    start: (a, b, sigma) or None for the first base point. Refuses to start where every base has
+    N_eff/N < min_neff; warns when the path goes where N_eff/N < warn_neff. The result carries the
+    sandwich covariance (see `covariance`) and the history of theta, loss, mean weight and N_eff/N.
+    """
+    stream = stream or sys.stderr
+    free = SPACE.parse_names(params)
+    idx = SPACE.indices(free)
+    theta0 = np.array(problem.base_points[0] if start is None else start, np.float64)
+    if theta0.shape != (len(SPACE),):
+        raise ParameterError(f"start: {start!r}; give ({', '.join(SPACE.names)})")
+    SPACE.check(theta0, where="start")
+    d0 = _diag_at(problem, theta0)
+    if d0["n_eff_frac"] < min_neff:
+        raise ParameterError(f"start (a, b, sigma) = {tuple(theta0)}: N_eff/N = {d0['n_eff_frac']:.2g} < "
+                             f"{min_neff} for every base; the bases do not cover this point. Start at or near "
+                             "a base point, or generate a base there")
+    if steps < 0 or not lr > 0:
+        raise ParameterError(f"steps = {steps}, lr = {lr}: need steps >= 0 and lr > 0")
+    x = torch.tensor(theta0[idx], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.AdamW([x], lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr / 20)
+    history, warned, interrupted = [], False, False
+    res_warn = []
+    t0 = time.time()
+    try:
+        for step in range(steps + 1):
+            th = torch.tensor(theta0, dtype=torch.float64)
+            th[idx] = x.detach()
+            if redraw and hasattr(problem.loss, "resample") and step > 0:
+                problem.loss.resample()
+            loss, g, alpha, neff, _ = problem.loss_and_grad(th.reshape(1, -1).to(problem.device))
+            best = int(torch.argmax(alpha[0]))
+            rec = {"step": step, "theta": th.tolist(), "loss": float(loss[0]), "grad": g[0].tolist(),
+                   "n_eff_frac": float(neff[0, best]), "alpha": alpha[0].tolist(), "best_base": best}
+            history.append(rec)
+            if rec["n_eff_frac"] < warn_neff and not warned:
+                warned = True
+                res_warn.append(f"step {step}: N_eff/N = {rec['n_eff_frac']:.3f} < {warn_neff} at "
+                                f"{tuple(round(v, 4) for v in th.tolist())}: the path leaves the region the "
+                                "bases cover; results there rest on few events")
+            if progress and (step % 10 == 0 or step == steps):
+                print(f"  step {step:4d}  loss {rec['loss']:.6g}  " +
+                      "  ".join(f"{n}={th[i]:.4f}" for n, i in zip(free, idx)) +
+                      f"  N_eff/N {rec['n_eff_frac']:.3f}" + (f"  base {best}" if len(alpha[0]) > 1 else "") +
+                      f"  ({time.time() - t0:.0f} s)", file=stream, flush=True)
+            if step == steps:
+                break
+            opt.zero_grad()
+            x.grad = g[0, idx].cpu().clone()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                x.copy_(SPACE.clamp(x, free))
+    except KeyboardInterrupt:
+        interrupted = True
+        res_warn.append(f"interrupted after {len(history)} steps; the result is the last point reached")
+    theta = history[-1]["theta"]
+    cov, H = covariance(problem, theta, free, replicas=replicas, seed=seed)
+    diag = _diag_at(problem, theta)
+    if diag["n_eff_frac"] < warn_neff and not warned:
+        res_warn.append(f"N_eff/N = {diag['n_eff_frac']:.3f} at the fitted point: the bases barely cover it")
+    if np.any(np.linalg.eigvalsh(H) <= 0):
+        res_warn.append("the loss Hessian is not positive definite at the fitted point: not a minimum "
+                        "(more steps, or a smaller --lr)")
+    return FitResult(theta=theta, free=free, loss=history[-1]["loss"], cov=cov.tolist(), hessian=H.tolist(),
+                     history=history, warnings=res_warn, diagnostics=diag, interrupted=interrupted)

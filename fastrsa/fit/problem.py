@@ -1,0 +1,179 @@
+"""A fit's problem: bases, target, observables and loss, prepared once, and the loss and its gradient
+at any batch of parameter points.
+
+At a parameter point theta (one column per parameter of fastrsa.params.SPACE) the simulated sample is
+the union of the bases' events with weights
+
+    p_i = alpha_b w_i / sum_{j in b} w_j   (event i of base b),   alpha_b = N_eff,b / sum_c N_eff,c,
+
+so each base counts by how well it covers theta (alpha is held constant in the gradient; any fixed
+alpha gives an unbiased estimate of the distribution at theta). With one base, alpha = 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError, ParameterError
+from ..hadronization.batch import TrialBatch
+from ..hadronization.dispatch import BACKENDS, resolve_device
+from ..hadronization.weights import lund_log_weights
+from ..losses import LOSSES, build_loss, check_loss
+from ..observables import Observable, compute, expand_names
+from ..params import SPACE
+from ..store.dataset import open_dataset
+from ..store.hadrons import HadronSample, check_same_setup, load_hadrons
+
+LUND_COLUMNS = SPACE.columns("lund")
+
+
+def _concat(obs_list: list[dict], names) -> dict:
+    out = {}
+    for n in names:
+        parts = [o[n] for o in obs_list]
+        if parts[0].offsets is None:
+            out[n] = Observable(n, "event", np.concatenate([p.values for p in parts]))
+        else:
+            offs, shift = [np.zeros(1, np.int64)], 0
+            for p in parts:
+                offs.append(p.offsets[1:] + shift)
+                shift += p.offsets[-1]
+            out[n] = Observable(n, "hadron", np.concatenate([p.values for p in parts]), np.concatenate(offs))
+    return out
+
+
+class Evaluation(NamedTuple):
+    """Loss and gradient at K points, with each base's share and coverage there ([K, B] each)."""
+    loss: torch.Tensor
+    grad: torch.Tensor
+    alpha: torch.Tensor
+    n_eff_frac: torch.Tensor
+    mean_weight: torch.Tensor
+
+
+class Problem:
+    """Bases, target, observables and loss of a fit, prepared once (see module docstring)."""
+
+    def __init__(self, bases, target, observables="multiplicity,shapes", loss: str = "swd",
+                 n_projections: int = 128, seed: int = 0, device="cpu", classifiers: dict | None = None,
+                 backend: str = "auto"):
+        if isinstance(bases, (str, bytes)) or not hasattr(bases, "__iter__"):
+            bases = [bases]
+        if not bases:
+            raise ParameterError("base: give at least one base dataset")
+        self.names = expand_names(observables)
+        self.loss_kind = loss
+        check_loss(loss)
+        if backend not in BACKENDS:
+            raise ParameterError(f"backend = {backend!r}; use one of {BACKENDS}")
+        self.device = resolve_device(device)
+        self.backend = backend
+        self.datasets = [open_dataset(b) for b in bases]
+        for ds in self.datasets:
+            if not ds.complete:
+                raise DatasetError(f"{ds.path}: incomplete ({len(ds.shards)} of {ds.manifest['n_shards']} "
+                                   f"shards); finish it with 'fastrsa generate {ds.path}' (it resumes)")
+        # Each base is read once: one flat view feeds both the weight engine and the observables.
+        views = [ds.flat() for ds in self.datasets]
+        hadrons = [HadronSample.from_flat(fv, ds.meta, ds.path) for fv, ds in zip(views, self.datasets)]
+        self.target = load_hadrons(target)
+        check_same_setup({"target": self.target, **{f"base {i}": h for i, h in enumerate(hadrons)}})
+        self.setup = self.target.setup
+        self.batches = [TrialBatch.from_flat(fv, ds.base, self.device) for fv, ds in zip(views, self.datasets)]
+        del views
+        self.sizes = [len(b) for b in self.batches]
+        self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
+        self.target_obs = compute(self.target, self.names, classifiers)
+        self.all_sim = _concat(self.sim_obs, self.names)
+        tw = self.target.weights
+        self.loss = build_loss(loss, self.names, self.all_sim, self.target_obs, tw, sum(self.sizes),
+                               len(self.target), n_projections, seed).to(self.device)
+        # The target's event weights (1 unless the target file has a 'weight' column), on the weights' device.
+        self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)),
+                                              dtype=torch.float64, device=self.device)
+
+    @property
+    def base_points(self) -> list[tuple]:
+        """Each base's point in the ParameterSpace's coordinates."""
+        return [ds.base.theta for ds in self.datasets]
+
+    def describe(self) -> str:
+        bases = "; ".join(f"{ds.path} ({len(ds)} events at a={ds.base.a}, b={ds.base.b}, sigma={ds.base.sigma})"
+                          for ds in self.datasets)
+        return (f"bases: {bases}\ntarget: {self.target.path} ({len(self.target)} events)\n"
+                f"observables: {', '.join(self.names)}; loss: {self.loss_kind} ({LOSSES[self.loss_kind].description})")
+
+    # --- weights -----------------------------------------------------------------------------------
+    def mixture(self, lws: list[torch.Tensor], base_mult: list | None = None):
+        """Event weights p [K, N_total] (each row sums to 1), alpha [K, B] and N_eff/N [K, B] per base."""
+        ps, neffs = [], []
+        for b, lw in enumerate(lws):
+            w = torch.exp(lw - lw.detach().max(-1, keepdim=True).values)
+            if base_mult is not None:
+                w = w * base_mult[b]
+            w = w / w.sum(-1, keepdim=True)
+            ps.append(w)
+            neffs.append(1.0 / (w.detach() ** 2).sum(-1))
+        neff = torch.stack(neffs, -1)
+        alpha = neff / neff.sum(-1, keepdim=True)
+        p = torch.cat([alpha[..., b:b + 1] * ps[b] for b in range(len(ps))], -1)
+        return p, alpha, neff / torch.tensor(self.sizes, dtype=neff.dtype, device=neff.device)
+
+    def log_weights(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        """Each base's log-weights [K, N_b] at theta [K, P] (the Lund engine takes its columns)."""
+        lund = theta[..., LUND_COLUMNS]
+        return [lund_log_weights(batch, lund, backend=self.backend) for batch in self.batches]
+
+    def as_points(self, theta) -> torch.Tensor:
+        """theta as a float64 [K, P] tensor on the problem's device."""
+        return torch.as_tensor(theta, dtype=torch.float64, device=self.device).reshape(-1, len(SPACE))
+
+    def evaluate(self, theta: torch.Tensor, base_mult=None, target_mult=None):
+        """Loss [K] at theta [K, P] (differentiable), plus alpha and N_eff/N per base."""
+        p, alpha, neff = self.mixture(self.log_weights(theta), base_mult)
+        q = None if target_mult is None else self.target_weights * target_mult
+        return self.loss(p, q), alpha, neff
+
+    def loss_and_grad(self, theta: torch.Tensor, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:
+        """Loss [K] and d loss / d theta [K, P] at K independent points (plus alpha, N_eff/N and the
+        mean weight per base, from the same kernel pass).
+
+        The weight op runs once for all K; the loss is evaluated in chunks of rows (its intermediates
+        grow with K) and its gradient in log w carried back to theta through the op in one pass.
+        """
+        theta = theta.detach().clone().requires_grad_(True)
+        lws = self.log_weights(theta)
+        leaves = [lw.detach().requires_grad_(True) for lw in lws]
+        K = theta.shape[0]
+        losses, alphas, neffs = [], [], []
+        for s in range(0, K, chunk):
+            sl = slice(s, s + chunk)
+            bm = None if base_mult is None else [m[sl] for m in base_mult]
+            p, alpha, neff = self.mixture([x[sl] for x in leaves], bm)
+            q = None if target_mult is None else self.target_weights * target_mult[sl]
+            loss = self.loss(p, q)
+            loss.sum().backward()
+            losses.append(loss.detach())
+            alphas.append(alpha)
+            neffs.append(neff)
+        torch.autograd.backward(lws, [x.grad for x in leaves])
+        mean_w = torch.stack([torch.exp(torch.logsumexp(x.detach(), -1) - math.log(x.shape[-1])) for x in leaves], -1)
+        return Evaluation(torch.cat(losses), theta.grad.detach(), torch.cat(alphas), torch.cat(neffs), mean_w)
+
+    def event_weights(self, theta) -> np.ndarray:
+        """Normalized event weights p [N_total] at one point (for plots and summaries)."""
+        with torch.no_grad():
+            p, _, _ = self.mixture(self.log_weights(self.as_points(theta)))
+        return p[0].cpu().numpy()
+
+    def poisson_multiplicities(self, n: int, seed: int):
+        """Bootstrap replicas as Poisson(1) multiplicities of base and target events ([n, N] each):
+        the samples, and therefore every sort and binning, stay as they are."""
+        g = torch.Generator().manual_seed(seed)
+        ones = lambda k: torch.ones(n, k, dtype=torch.float64)  # noqa: E731
+        base = [torch.poisson(ones(s), generator=g).to(self.device) for s in self.sizes]
+        tgt = torch.poisson(ones(len(self.target)), generator=g).to(self.device)
+        return base, tgt

@@ -1,0 +1,93 @@
+"""A generation run's plan: its configuration, per-shard sizes and seeds, input checks, and the
+output directory's manifest (which makes an interrupted run resumable and refuses a foreign one).
+
+A run is split into shards of a fixed number of events, each with a seed derived from the run seed
+and the shard index only, so the data do not depend on the number of jobs and an interrupted run
+resumes by generating exactly the shards that are missing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DatasetError, ParameterError
+from ..params import SPACE, BaseParams, check_z_head
+from ..pythia.setups import Setup
+from ..store.layout import TEMP_GLOB, manifest_path, read_manifest, shard_index, shards
+from ..store.schema import FORMAT_NAME, FORMAT_VERSION
+from ..store.writer import write_manifest
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    events: int
+    base: BaseParams
+    setup: Setup
+    seed: int
+    shard_events: int
+
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(self.events / self.shard_events)
+
+    def shard_size(self, i: int) -> int:
+        return min(self.shard_events, self.events - i * self.shard_events)
+
+    def shard_seed(self, i: int) -> int:
+        # Independent of the job count: resuming with other --jobs gives the same data.
+        return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0] % 900_000_000) + 1
+
+    def identity(self) -> dict:
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "events": self.events,
+                "shard_events": self.shard_events, "n_shards": self.n_shards, "seed": self.seed,
+                "base_requested": {"a": self.base.a, "b": self.base.b, "sigma": self.base.sigma,
+                                   "z_head": self.base.z_head},
+                "setup": {"name": self.setup.name, "energy": self.setup.energy}}
+
+
+def default_shard_events(events: int, jobs: int) -> int:
+    return max(1, min(10000, math.ceil(events / (4 * jobs))))
+
+
+def validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events) -> None:
+    """Every check that needs no Pythia; raises before anything is written."""
+    if not isinstance(events, (int, np.integer)) or events <= 0:
+        raise ParameterError(f"events = {events!r} must be a positive integer")
+    SPACE.check((a, b, sigma), where="generate", names=("a", "b", "sigma"))
+    check_z_head(z_head)
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ParameterError(f"seed = {seed!r} must be a non-negative integer")
+    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ParameterError(f"jobs = {jobs!r} must be an integer >= 1")
+    if shard_events is not None and (not isinstance(shard_events, (int, np.integer)) or shard_events < 1):
+        raise ParameterError(f"shard_events = {shard_events!r} must be an integer >= 1")
+
+
+def prepare_output(out: Path, config: RunConfig) -> list[int]:
+    """Create or check OUT; returns the shard indices still to generate. Writes only the manifest."""
+    ident = config.identity()
+    mpath = manifest_path(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a directory; choose another output path")
+    if out.is_dir() and any(out.iterdir()):
+        if not mpath.exists():
+            raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; refusing to write "
+                               "into it, choose a new directory")
+        have = read_manifest(mpath)
+        if have.get("identity") != ident:
+            diff = sorted(k for k in set(have.get("identity", {})) | set(ident)
+                          if have.get("identity", {}).get(k) != ident.get(k))
+            raise DatasetError(f"{out}: holds a different dataset (differs in {', '.join(diff)}); "
+                               "choose a new directory or repeat that run's exact options to resume")
+        for tmp in out.glob(TEMP_GLOB):
+            tmp.unlink()        # remains of an interrupted shard; it is redone
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, {"identity": ident, "n_shards": config.n_shards,
+                             "created_by": f"fastrsa {__version__}"})
+    done = {shard_index(p) for p in shards(out)}
+    return [i for i in range(config.n_shards) if i not in done]

@@ -1,0 +1,80 @@
+"""The local executor: shards spread over worker processes, with progress and interrupt handling.
+
+Jobs are processes; each owns the shards with index = job (mod jobs) and makes them with the pure
+shard function (`ShardMaker.make`), writing each atomically.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+from pathlib import Path
+
+from ..errors import DatasetError, FastRSAError, PythiaError
+from ..store.layout import shards as list_shards
+from ..store.writer import write_shard
+from .plan import RunConfig
+from .progress import Progress
+from .shard import ShardMaker
+
+
+def _worker(job: int, config: RunConfig, out: str, indices: list, q) -> None:
+    try:
+        if not indices:
+            q.put(("done", job))
+            return
+        maker = ShardMaker(config, indices[0])
+        for i in indices:
+            table = maker.make(i, on_events=lambda n: q.put(("progress", n)))
+            write_shard(Path(out), i, table)
+            q.put(("shard", i))
+        q.put(("done", job))
+    except FastRSAError as exc:
+        q.put(("error", str(exc)))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # a crash in a worker is reported, not swallowed
+        q.put(("error", f"worker {job} crashed: {type(exc).__name__}: {exc}"))
+
+
+def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool, done_events: int) -> None:
+    """Make the shards `todo` of `config` in `jobs` processes, writing them into `out`."""
+    ctx = mp.get_context("spawn")       # a fresh interpreter per job: no forked Pythia state
+    q = ctx.Queue()
+    jobs = min(jobs, len(todo))
+    procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q), daemon=True)
+             for j in range(jobs)]
+    bar = Progress(config.events, done_events) if progress else None
+    finished, error = 0, None
+    try:
+        for p in procs:
+            p.start()
+        while finished < jobs and error is None:
+            try:
+                kind, val = q.get(timeout=1.0)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    error = "a generation job died unexpectedly (killed or out of memory); rerun to resume"
+                continue
+            if kind == "progress" and bar:
+                bar.update(val)
+            elif kind == "done":
+                finished += 1
+            elif kind == "error":
+                error = val
+    except KeyboardInterrupt:
+        error = "interrupted"
+    finally:
+        if error is not None:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+        for p in procs:
+            p.join()
+        if bar:
+            bar.close()
+    if error == "interrupted":
+        n = len(list_shards(out))
+        raise KeyboardInterrupt(f"interrupted: {n} of {config.n_shards} shards are complete in {out}; "
+                                "rerun the same command to resume")
+    if error is not None:
+        raise PythiaError(error) if "Pythia" in error else DatasetError(error)

@@ -1,0 +1,106 @@
+"""TrialBatch: a dataset's records as tensors, with every base-point term computed once."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError
+from ..params import BaseParams
+from .flavours import flavour_class, flavour_table
+from .kernels import cpu as cpu_kernels
+
+
+@dataclass
+class TrialBatch:
+    """Flat per-trial tensors plus int64 event offsets (no padding), on one device.
+
+    Per trial: z, mt2 (signed: > 0 accepted), cls (flavour class, int8), lfb = log f_B(z) and
+    lfB = log F_B = log(f_B(z) / (fPrel zHead)). Per event: n_breaks and sum_pt2 (the pT weight
+    depends on the pT records only through these). `table` maps a flavour class to its shape shifts.
+    """
+
+    base: BaseParams
+    offsets: torch.Tensor
+    z: torch.Tensor
+    mt2: torch.Tensor
+    cls: torch.Tensor
+    lfb: torch.Tensor
+    lfB: torch.Tensor
+    table: torch.Tensor
+    n_breaks: torch.Tensor
+    sum_pt2: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0] - 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.z.device
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.z.shape[0])
+
+    def to(self, device) -> "TrialBatch":
+        kw = {f: getattr(self, f).to(device) for f in ("offsets", "z", "mt2", "cls", "lfb", "lfB", "table",
+                                                       "n_breaks", "sum_pt2")}
+        return TrialBatch(base=self.base, **kw)
+
+    @classmethod
+    def from_dataset(cls, ds, device="cpu") -> "TrialBatch":
+        return cls.from_flat(ds.flat(groups=("trials", "breaks")), ds.base, device)
+
+    @classmethod
+    def from_flat(cls, fv, base: BaseParams, device="cpu") -> "TrialBatch":
+        """From a dataset's FlatView (trials and breaks groups) and its base point."""
+        return cls.from_arrays(base, fv.offsets["trials"], fv["z"], fv["fprel"], fv["mt2"], fv["id_old"],
+                               fv["id_new"], fv.offsets["breaks"], fv["pt2"], device=device)
+
+    @classmethod
+    def from_arrays(cls, base: BaseParams, trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2,
+                    device="cpu") -> "TrialBatch":
+        trial_offsets = np.ascontiguousarray(trial_offsets, np.int64)
+        break_offsets = np.ascontiguousarray(break_offsets, np.int64)
+        z, fprel, mt2, pt2 = (np.ascontiguousarray(x, np.float64) for x in (z, fprel, mt2, pt2))
+        _check_records(trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2)
+        c = flavour_class(np.asarray(id_old), np.asarray(id_new))
+        table = flavour_table(base)
+        lfb = np.empty_like(z)
+        lfB = np.empty_like(z)
+        cpu_kernels.base_terms(z, mt2, fprel, c, table, base.a, base.b, math.log(base.z_head), lfb, lfB)
+        if np.any(lfB[mt2 < 0] >= 0):
+            raise DatasetError("fprel: a rejected trial has f_B(z) >= fPrel zHead (acceptance >= 1); the "
+                               "records do not match the dataset's base parameters")
+        n_br = np.empty(len(break_offsets) - 1)
+        s_pt2 = np.empty(len(break_offsets) - 1)
+        cpu_kernels.pt_sums(break_offsets, pt2, n_br, s_pt2)
+        # Arrow-backed arrays are read-only; torch needs writable memory, so those are copied once.
+        t = lambda x: torch.from_numpy(x if x.flags.writeable else x.copy()).to(device)  # noqa: E731
+        return cls(base, t(trial_offsets), t(z), t(mt2), t(c), t(lfb), t(lfB), t(table), t(n_br), t(s_pt2))
+
+
+def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2) -> None:
+    n = len(off) - 1
+    if len(boff) - 1 != n:
+        raise DatasetError(f"pt2: {len(boff) - 1} events of pT records but {n} events of trials")
+    if off[0] != 0 or off[-1] != len(z) or np.any(np.diff(off) < 0):
+        raise DatasetError("offsets: trial offsets must start at 0, be non-decreasing and end at len(z)")
+    for name, arr in (("fprel", fprel), ("mt2", mt2), ("id_old", id_old), ("id_new", id_new)):
+        if len(arr) != len(z):
+            raise DatasetError(f"{name}: {len(arr)} entries but z has {len(z)}")
+    bad = ~((z > 0) & (z < 1))      # also catches NaN
+    if bad.any():
+        raise DatasetError(f"z: trial {int(np.argmax(bad))} has z = {z[bad][0]!r}, outside (0, 1); the "
+                           "records are corrupt")
+    bad = ~(np.isfinite(fprel) & (fprel > 0))
+    if bad.any():
+        raise DatasetError(f"fprel: trial {int(np.argmax(bad))} has fprel = {fprel[bad][0]!r}; must be > 0")
+    bad = ~(np.isfinite(mt2) & (mt2 != 0))
+    if bad.any():
+        raise DatasetError(f"mt2: trial {int(np.argmax(bad))} has mt2 = {mt2[bad][0]!r}; must be finite, != 0")
+    bad = ~(np.isfinite(pt2) & (pt2 >= 0))
+    if bad.any():
+        raise DatasetError(f"pt2: record {int(np.argmax(bad))} has pt2 = {pt2[bad][0]!r}; must be >= 0")

@@ -1,0 +1,47 @@
+"""numba CPU kernels: parallel over events (prange), compiled once and cached on disk."""
+import math
+
+from numba import njit, prange
+
+from ..lund import COL_A, COL_B, COL_SIGMA, base_log_f, pt_log_weight, strided_trial_sums
+
+
+@njit(parallel=True, cache=True)
+def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
+    """Per trial, once per dataset: lfb = log f_B(z) and lfB = log F_B = lfb - log(fPrel zHead)."""
+    for t in prange(z.shape[0]):
+        c = cls[t]
+        lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
+        out_lfb[t] = lf
+        out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
+
+
+@njit(parallel=True, cache=True)
+def event_log_weights(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, theta, sigma_base,
+                      log_zhead, out_lw, out_grad, out_capped):
+    """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
+    of event i whose ratio Pythia caps at zHead (not covered by the base sampling)."""
+    n_events = offsets.shape[0] - 1
+    for i in prange(n_events):
+        t0 = offsets[i]
+        t1 = offsets[i + 1]
+        for k in range(theta.shape[0]):
+            lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], table, cls, z, mt2, lfb, lfB,
+                                                log_zhead, t0, t1, 1)
+            pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
+            out_lw[k, i] = lw + pw
+            out_grad[k, i, COL_A] = ga
+            out_grad[k, i, COL_B] = gb
+            out_grad[k, i, COL_SIGMA] = gs
+            out_capped[k, i] = nc
+
+
+@njit(parallel=True, cache=True)
+def pt_sums(offsets, pt2, out_n, out_sum):
+    """Per event: number of pT records and the sum of their dimensionless pT2."""
+    for i in prange(offsets.shape[0] - 1):
+        s = 0.0
+        for t in range(offsets[i], offsets[i + 1]):
+            s += pt2[t]
+        out_n[i] = offsets[i + 1] - offsets[i]
+        out_sum[i] = s

@@ -1,0 +1,11 @@
+"""Observables of a sample, computed once from the hadron momenta (see registry.py). Importing this
+package registers the built-in ones: counts and spectra (basic), event shapes (shapes) and the
+learned classifier score (classifier)."""
+from . import basic, classifier, shapes  # noqa: F401  (registration)
+from .basic import charge3
+from .registry import (GROUPS, OBSERVABLES, Observable, compute, describe, expand_names, level_of, register,
+                       register_group, register_prefix)
+from .shapes import sphericity, thrust
+
+__all__ = ["Observable", "OBSERVABLES", "GROUPS", "compute", "describe", "expand_names", "level_of", "register",
+           "register_group", "register_prefix", "charge3", "thrust", "sphericity"]

@@ -1,0 +1,71 @@
+"""Physics setups that `fastrsa generate` knows: Pythia settings and how one event is made."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ParameterError
+from ..params import BaseParams
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    energy: float       # string: energy per quark [GeV]; ee: centre-of-mass energy [GeV]
+    description: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "energy": self.energy, "description": self.description,
+                "flavours": FLAVOURS[self.name], "settings": setup_settings(self)}
+
+
+DEFAULT_ENERGY = {"string": 50.0, "ee": 91.2}
+DESCRIPTIONS = {
+    "string": "u-ubar string along z, energy per quark E, pions only (RSA paper setup)",
+    "ee": "e+e- -> gamma*/Z -> hadrons (d u s c b), Pythia defaults, showers and decays on",
+}
+FLAVOURS = {"string": "u d only: pions (no s, no diquarks, no vector or eta mesons)",
+            "ee": "all (Pythia defaults)"}
+
+
+def make_setup(name: str, energy: float | None = None) -> Setup:
+    if name not in DEFAULT_ENERGY:
+        raise ParameterError(f"setup = {name!r} is unknown; use one of {sorted(DEFAULT_ENERGY)}")
+    e = DEFAULT_ENERGY[name] if energy is None else float(energy)
+    if not math.isfinite(e) or e <= 1.0:
+        raise ParameterError(f"energy = {energy!r} must be a finite number > 1 GeV")
+    return Setup(name, e, DESCRIPTIONS[name])
+
+
+def setup_settings(setup: Setup) -> list[str]:
+    """Pythia settings of the setup itself (not the parameters that fastrsa varies)."""
+    if setup.name == "string":
+        return ["ProcessLevel:all = off", "HadronLevel:Decay = off",
+                "StringFlav:probQQtoQ = 0", "StringFlav:probStoUD = 0",
+                "StringFlav:mesonUDvector = 0", "StringFlav:etaSup = 0",
+                "StringFlav:etaPrimeSup = 0", "StringPT:enhancedFraction = 0"]
+    return ["Beams:idA = 11", "Beams:idB = -11", f"Beams:eCM = {setup.energy!r}", "PDF:lepton = off",
+            "WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off", "23:onIfAny = 1 2 3 4 5"]
+
+
+def run_settings(base: BaseParams, setup: Setup) -> list[str]:
+    """Every setting of a generation run: setup, the varied parameters and the record switches."""
+    return setup_settings(setup) + [
+        "Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on",
+        f"StringZ:aLund = {base.a!r}", f"StringZ:bLund = {base.b!r}", f"StringPT:sigma = {base.sigma!r}",
+        f"StringZ:rFactC = {base.r_fact_c!r}", f"StringZ:rFactB = {base.r_fact_b!r}",
+        "VariationFrag:z = on", "VariationFrag:pT = on", f"VariationFrag:zHead = {base.z_head!r}",
+    ]
+
+
+def fill_event(pythia, setup: Setup, cache: dict) -> None:
+    """Prepare Pythia's event record before `next()` (the string setup appends its two quarks)."""
+    if setup.name != "string":
+        return
+    if "pz" not in cache:
+        mq = pythia.particleData.m0(2)
+        cache["mq"], cache["pz"] = mq, math.sqrt(setup.energy ** 2 - mq ** 2)
+    ev, e, pz, mq = pythia.event, setup.energy, cache["pz"], cache["mq"]
+    ev.reset()
+    ev.append(2, 23, 101, 0, 0.0, 0.0, pz, e, mq)
+    ev.append(-2, 23, 0, 101, 0.0, 0.0, -pz, e, mq)

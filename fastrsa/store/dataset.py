@@ -1,0 +1,144 @@
+"""Reading datasets: `open_dataset(path)` -> Dataset (len, .meta, record batches, flat numpy view)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import DatasetError
+from ..params import BaseParams
+from .layout import SHARD_GLOB, manifest_path, read_manifest, shards as list_shards
+from .schema import COLUMNS, LIST_GROUPS, read_meta
+
+
+@dataclass
+class FlatView:
+    """Flat numpy arrays plus int64 offsets (Arrow's list layout), one offsets array per group.
+
+    ``values[name]`` holds every event's entries of column ``name`` back to back; event i owns
+    ``values[name][offsets[group][i]:offsets[group][i+1]]`` with group in {"trials", "breaks",
+    "hadrons"}. ``n_attempts`` is per event. Values are views of the Arrow buffers (no copy).
+    """
+
+    values: dict
+    offsets: dict
+    n_attempts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.n_attempts)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+
+class Dataset:
+    """A directory of Parquet shards written by one `fastrsa generate` run."""
+
+    def __init__(self, path: Path, meta: dict, shards: list[Path], manifest: dict | None):
+        self.path = path
+        self.meta = meta
+        self.shards = shards
+        self.manifest = manifest
+        self._rows = [pq.ParquetFile(s).metadata.num_rows for s in shards]
+
+    def __len__(self) -> int:
+        return int(sum(self._rows))
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, events={len(self)}, shards={len(self.shards)})"
+
+    @property
+    def base(self) -> BaseParams:
+        """The base point the records were sampled at."""
+        return BaseParams.from_dict(self.meta["base"])
+
+    @property
+    def complete(self) -> bool:
+        """True when every shard the generation run planned has been written."""
+        if self.manifest is None:
+            return True
+        return len(self.shards) == self.manifest["n_shards"]
+
+    def iter_batches(self, batch_size: int = 65536, columns=None) -> Iterator[pa.RecordBatch]:
+        """Record batches over all shards in order (plain pyarrow; no fastrsa types)."""
+        for shard in self.shards:
+            yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_size, columns=columns)
+
+    __iter__ = iter_batches
+
+    def table(self, columns=None) -> pa.Table:
+        tables = [pq.read_table(s, columns=columns) for s in self.shards]
+        if not tables:
+            raise DatasetError(f"{self.path}: no shards")
+        return pa.concat_tables(tables).combine_chunks()
+
+    def flat(self, groups=("trials", "breaks", "hadrons")) -> FlatView:
+        """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView)."""
+        cols = [c for g in groups for c in LIST_GROUPS[g]] + ["n_attempts"]
+        table = self.table(columns=cols)
+        values, offsets = {}, {}
+        for g in groups:
+            for name in LIST_GROUPS[g]:
+                arr = table.column(name).chunks[0] if table.num_rows else pa.array([], table.schema.field(name).type)
+                off = np.asarray(arr.offsets).astype(np.int64)
+                if g in offsets:
+                    if not np.array_equal(off, offsets[g]):
+                        raise DatasetError(f"{self.path}: column {name!r} has other list lengths than "
+                                           f"the rest of the {g} columns; the dataset is corrupt")
+                else:
+                    offsets[g] = off
+                flat = arr.values.to_numpy(zero_copy_only=True)
+                # A sliced list array starts its values at offsets[0]; keep offsets relative to values.
+                values[name] = flat[off[0]:off[-1]] if len(off) else flat
+            offsets[g] = offsets[g] - offsets[g][0]
+        n_att = table.column("n_attempts").to_numpy()
+        return FlatView(values, offsets, np.ascontiguousarray(n_att))
+
+    def to_torch(self, device="cpu"):
+        """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""
+        from ..hadronization.batch import TrialBatch  # the one upward reach: a convenience for users
+        return TrialBatch.from_dataset(self, device=device)
+
+
+def open_dataset(path) -> Dataset:
+    """Open a dataset directory written by `fastrsa generate` (or one Parquet shard of it)."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such dataset; create one with 'fastrsa generate {p}'")
+    if p.is_file():
+        shards, manifest = [p], None
+    else:
+        shards = list_shards(p)
+        mpath = manifest_path(p)
+        manifest = read_manifest(mpath) if mpath.exists() else None
+        if not shards:
+            raise DatasetError(f"{p}: holds no shards ({SHARD_GLOB}); generate into it with "
+                               f"'fastrsa generate {p}'")
+    meta = None
+    for s in shards:
+        try:
+            schema = pq.read_schema(s)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DatasetError(f"{s}: not a readable Parquet file ({exc}); delete it and resume "
+                               "the generation run") from None
+        m = read_meta(schema, str(s))
+        if meta is None:
+            meta = m
+        elif _run_identity(m) != _run_identity(meta):
+            raise DatasetError(f"{s}: written by another generation run than {shards[0].name}; "
+                               "a dataset directory holds one run")
+    return Dataset(p, meta, shards, manifest)
+
+
+def _run_identity(meta: dict) -> tuple:
+    """What every shard of one run shares (the shard's own seed differs)."""
+    return (json.dumps(meta.get("base"), sort_keys=True), json.dumps(meta.get("setup"), sort_keys=True),
+            meta.get("seed"), meta.get("pythia_version"))
+
+
+__all__ = ["Dataset", "FlatView", "open_dataset", "COLUMNS"]

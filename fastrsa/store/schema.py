@@ -1,0 +1,61 @@
+"""The on-disk format of rejection-sampling histories: Parquet, one row per event (docs/format.md).
+
+Lists are stored as Arrow lists (flat values + int32 offsets per shard); readers turn them into
+flat numpy arrays plus int64 offsets, the layout the weight kernels consume. No padding anywhere.
+"""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from ..errors import DatasetError
+
+FORMAT_NAME = "fastrsa-rsa-history"
+FORMAT_VERSION = 1
+META_KEY = b"fastrsa"
+
+TRIAL_F64 = ("z", "fprel", "mt2")       # per trial, Pythia's order; mt2 < 0 marks a rejected trial
+TRIAL_I32 = ("id_old", "id_new")        # flavours of the break (PDG codes)
+BREAK_F64 = ("pt2", "pt_mult")          # per string break: dimensionless Gaussian pT2 and its multiplier
+HADRON_F64 = ("px", "py", "pz", "e", "m")
+HADRON_I32 = ("pdg",)
+
+SCHEMA = pa.schema(
+    [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in TRIAL_F64]
+    + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in TRIAL_I32]
+    + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in BREAK_F64]
+    + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in HADRON_F64]
+    + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in HADRON_I32]
+    + [pa.field("n_attempts", pa.int32(), nullable=False)]
+)
+COLUMNS = tuple(SCHEMA.names)
+# Columns that share one list length per event (checked on read).
+LIST_GROUPS = {"trials": TRIAL_F64 + TRIAL_I32, "breaks": BREAK_F64, "hadrons": HADRON_F64 + HADRON_I32}
+
+
+def schema_with_meta(meta: dict) -> pa.Schema:
+    return SCHEMA.with_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def read_meta(schema: pa.Schema, where: str) -> dict:
+    """Metadata dict of a shard's schema, checked for format name, version and columns."""
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise DatasetError(f"{where}: not a fastrsa dataset (no '{META_KEY.decode()}' schema metadata)")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{where}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(f"{where}: format version {version} is newer than this fastrsa reads "
+                           f"({FORMAT_VERSION}); upgrade fastrsa")
+    missing = [c for c in COLUMNS if c not in schema.names]
+    if missing:
+        raise DatasetError(f"{where}: missing columns {missing}; the dataset is incomplete or not "
+                           "made by 'fastrsa generate'")
+    for name in COLUMNS:
+        if not schema.field(name).type.equals(SCHEMA.field(name).type):
+            raise DatasetError(f"{where}: column {name!r} has type {schema.field(name).type}, "
+                               f"expected {SCHEMA.field(name).type}")
+    return meta

@@ -15,8 +15,8 @@ import fastrsa
 from fastrsa.fit import Problem, fit, inside_ellipse
 from fastrsa.generation import generate
 from fastrsa.losses import Wasserstein1D
-from fastrsa.observables import compute, load_hadrons
-
+from fastrsa.observables import compute
+from fastrsa.store import load_hadrons
 
 
 def main(work: Path) -> None:

@@ -95,7 +95,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     (["--start", "0.05,4.0"], "do not cover this point"),
     (["--params", "a,q"], "params"),
     (["--observables", "classifier:nowhere.pt"], "nowhere.pt does not exist"),
-])
+    (["--device", "foo"], "device = 'foo'"),
+] + ([] if __import__("torch").cuda.is_available() else [(["--device", "cuda"], "no usable CUDA")]))
 def test_fit_bad_input(tiny, tmp_path, capsys, argv, message):
     rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--out", tmp_path / "x",
                      "--quiet", *argv)
@@ -115,3 +116,46 @@ def test_target_without_needed_columns(tiny, tmp_path, capsys):
     rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tmp_path / "t.parquet",
                      "--out", tmp_path / "x")
     assert rc == 2 and "missing columns ['pz', 'pdg']" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iters", "0"], "--iters 0"),
+    (["--replicas", "1"], "--replicas 1"),
+])
+def test_bootstrap_bad_settings_fail_before_any_work(tiny, tmp_path, capsys, argv, message):
+    rc, out, err = run(capsys, "bootstrap", "--base", tiny / "base", "--target", tiny / "target",
+                       "--out", tmp_path / "bs", "--quiet", *argv)
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert "nominal fit" not in out
+
+
+def test_landscape_bad_result_file_fails_before_the_grid(tiny, tmp_path, capsys):
+    (tmp_path / "r.json").write_text("[1, 2]")
+    rc, out, err = run(capsys, "landscape", "--base", tiny / "base", "--target", tiny / "target",
+                       "--result", tmp_path / "r.json", "--out", tmp_path / "land", "--quiet")
+    assert rc == 2 and "--result" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "land" / "landscape.json").exists()
+
+
+def test_every_command_and_option_is_documented():
+    """Each subcommand has a summary, a description and an example; each option a help text, and a
+    default shown in --help is the parser's true default."""
+    import argparse
+
+    from fastrsa.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {c.dest: c.help for c in sub._choices_actions}
+    assert set(summaries) == set(sub.choices) and len(sub.choices) >= 7
+    for name, p in sub.choices.items():
+        assert summaries[name] and p.description and "example:\n  fastrsa " + name in p.epilog, name
+        text = p.format_help()
+        for a in p._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            assert a.help and len(a.help) > 8, (name, a.dest)
+            if not a.required and a.default not in (None, False):
+                assert f"(default: {a.default})" in " ".join(text.split()), (name, a.dest)
+    bs = sub.choices["bootstrap"]
+    assert next(a for a in bs._actions if a.dest == "replicas").default == 32
+    assert "Levenberg-Marquardt" in bs.format_help() and "Newton" not in bs.format_help()

@@ -53,24 +53,25 @@ def test_fit_approaches_truth_with_covariance(pair, tmp_path):
     assert {"theta", "loss", "n_eff_frac"} <= set(d["history"][0])
 
 
-def test_more_observables_narrow_the_bootstrap_ellipse(pair, tmp_path):
-    """Multiplicity alone barely separates a from b; adding shapes and a classifier score must shrink the
-    bootstrap ellipse. The sandwich covariance must agree with the bootstrap within a factor 3."""
+def test_more_observables_narrow_the_ellipse(pair, tmp_path):
+    """Multiplicity alone barely separates a from b: its 95% ellipse must be much larger than with shapes
+    and a classifier score. Where the ellipse is small, refitted bootstrap replicas converge, give a
+    smaller ellipse too, and agree with the sandwich covariance within a factor 3 in sigma. (Along the flat
+    multiplicity-only valley the replicas do not converge in a test-sized run, so there the sandwich
+    ellipse is the measure; seeded.)"""
     from fastrsa.observables.classifier import train_classifier
     clf = train_classifier(pair[0].path, pair[1].path, epochs=3, progress=False)
     clf.save(tmp_path / "clf.pt")
-    areas = {}
-    for obs in ("multiplicity", f"multiplicity,shapes,classifier:{tmp_path / 'clf.pt'}"):
-        problem = Problem([pair[0].path], pair[1].path, obs)
-        res = fit(problem, steps=60, progress=False, replicas=32)
-        bs = bootstrap(problem, res.theta, replicas=24, seed=5, progress=False)
-        cov = np.asarray(bs["cov"])
-        areas[obs] = math.pi * CHI2_95_2D * math.sqrt(np.linalg.det(cov))
-        if obs != "multiplicity":
-            ratio = np.diag(np.asarray(res.cov)) / np.diag(cov)
-            assert np.all((ratio > 1 / 9) & (ratio < 9)), ratio     # variances: sigma within a factor 3
-    small, large = areas.values()
-    assert large < 0.7 * small, areas
+    area = lambda cov: math.pi * CHI2_95_2D * math.sqrt(np.linalg.det(np.asarray(cov)))  # noqa: E731
+    mult = fit(Problem([pair[0].path], pair[1].path, "multiplicity"), steps=40, progress=False, replicas=16)
+    problem = Problem([pair[0].path], pair[1].path, f"multiplicity,shapes,classifier:{tmp_path / 'clf.pt'}")
+    full = fit(problem, steps=40, progress=False, replicas=16)
+    assert area(full.cov) < 0.2 * area(mult.cov), (area(full.cov), area(mult.cov))
+    bs = bootstrap(problem, full.theta, replicas=16, iters=10, seed=5, progress=False)
+    assert bs["gradient_reduced_20x"] >= 12, bs["gradient_reduced_20x"]
+    assert area(bs["cov"]) < 0.5 * area(mult.cov)
+    ratio = np.diag(np.asarray(full.cov)) / np.diag(np.asarray(bs["cov"]))
+    assert np.all((ratio > 1 / 9) & (ratio < 9)), ratio     # variances: sigma within a factor 3
 
 
 def test_several_bases_use_the_one_that_covers(pair, tmp_path):
@@ -137,7 +138,7 @@ def test_bad_input(pair, string_ds, tmp_path):
 def pair_tiny(tmp_path_factory):
     from fastrsa.generation import generate
     d = tmp_path_factory.mktemp("pair_tiny")
-    return (generate(d / "base", events=16, seed=51, progress=False),
+    return (generate(d / "base", events=8, seed=51, progress=False),
             generate(d / "target", events=40, a=0.68, b=0.98, seed=52, progress=False))
 
 

@@ -6,11 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrsa import DatasetError, open_dataset
-from fastrsa.store.schema import FORMAT_VERSION, META_KEY, SCHEMA
 from fastrsa.generation.shard import build_table as _build_table
-from fastrsa.store.writer import write_shard
 from fastrsa.params import BaseParams
 from fastrsa.pythia.records import Records
+from fastrsa.store.schema import FORMAT_VERSION, META_KEY, SCHEMA
+from fastrsa.store.writer import write_shard
 
 
 def _meta(**over):
@@ -106,6 +106,7 @@ def test_plain_parquet_readers_open_the_directory(string_ds):
     import pandas as pd
     import polars as pl
     import pyarrow.dataset as pads
+
     from fastrsa.store.layout import MANIFEST
     d = string_ds.path
     assert (d / MANIFEST).exists() and MANIFEST.startswith("_")
@@ -125,6 +126,7 @@ def test_plain_parquet_readers_open_the_directory(string_ds):
 def test_old_directories_with_the_legacy_manifest_still_open_and_resume(tmp_path, string_ds):
     """Datasets written before the rename keep 'fastrsa.json'; they open, and generate resumes them."""
     import shutil
+
     from fastrsa.generation import generate
     from fastrsa.store.layout import LEGACY_MANIFEST, MANIFEST, read_manifest
     old = tmp_path / "old"

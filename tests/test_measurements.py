@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from fastrsa.errors import DatasetError
 from fastrsa import measurements as M
+from fastrsa.errors import DatasetError
 from fastrsa.measurements import Measurement, parse_yoda, read_covariance, read_hepdata_csv, read_yoda
 
 LEP = M.LEP_DIR

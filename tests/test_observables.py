@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrsa.errors import DatasetError, ParameterError
-from fastrsa.store.schema import META_KEY
 from fastrsa.observables import charge3, compute, expand_names, sphericity, thrust
 from fastrsa.store.hadrons import HadronSample, load_hadrons
+from fastrsa.store.schema import META_KEY
 
 
 def sample_from(events, setup=None):

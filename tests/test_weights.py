@@ -8,8 +8,8 @@ import torch
 import fastrsa
 from fastrsa import DatasetError, ParameterError
 from fastrsa.hadronization.batch import TrialBatch
-from fastrsa.params import BaseParams
 from fastrsa.hadronization.reference import dataset_weights
+from fastrsa.params import BaseParams
 
 POINTS = [(0.68, 0.98, 0.335), (0.4, 0.6, 0.3), (1.1, 1.5, 0.4), (0.72, 0.88, 0.335)]
 

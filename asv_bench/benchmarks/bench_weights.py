@@ -6,7 +6,8 @@ import torch
 import fastrsa
 
 from .common import string_dataset
-from .padded_baseline import log_weights as padded_log_weights, pad
+from .padded_baseline import log_weights as padded_log_weights
+from .padded_baseline import pad
 
 N_EVENTS = 20000
 N_PADDED = 1000       # the padded layout needs 10605 slots per event: keep its memory sane

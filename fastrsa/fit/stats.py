@@ -6,7 +6,6 @@ import math
 import numpy as np
 
 
-
 def chi2_two_sample(x, y, min_count: int = 5) -> tuple[float, int, float]:
     """Two-sample chi2 test of integer-valued samples x, y (e.g. multiplicities): bins with fewer than
     `min_count` entries in both samples together are merged into their neighbours. (chi2, ndf, p-value)."""

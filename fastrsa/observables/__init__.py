@@ -3,8 +3,18 @@ package registers the built-in ones: counts and spectra (basic), event shapes (s
 learned classifier score (classifier)."""
 from . import basic, classifier, shapes  # noqa: F401  (registration)
 from .basic import charge3
-from .registry import (GROUPS, OBSERVABLES, Observable, compute, describe, expand_names, level_of, register,
-                       register_group, register_prefix)
+from .registry import (
+                       GROUPS,
+                       OBSERVABLES,
+                       Observable,
+                       compute,
+                       describe,
+                       expand_names,
+                       level_of,
+                       register,
+                       register_group,
+                       register_prefix,
+)
 from .shapes import sphericity, thrust
 
 __all__ = ["Observable", "OBSERVABLES", "GROUPS", "compute", "describe", "expand_names", "level_of", "register",

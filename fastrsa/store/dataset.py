@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 
 from ..errors import DatasetError
 from ..params import BaseParams
-from .layout import SHARD_GLOB, manifest_path, read_manifest, shards as list_shards
+from .layout import SHARD_GLOB, manifest_path, read_manifest
+from .layout import shards as list_shards
 from .schema import COLUMNS, LIST_GROUPS, read_meta
 
 

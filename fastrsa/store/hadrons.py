@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DatasetError
-from .layout import SHARD_GLOB, shards as list_shards
+from .layout import SHARD_GLOB
+from .layout import shards as list_shards
 from .schema import META_KEY
 
 HADRON_COLUMNS = ("px", "py", "pz", "e", "pdg")

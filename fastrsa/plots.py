@@ -145,3 +145,74 @@ def observable_samples(problem, theta) -> dict:
         out[name] = {"base": (s.values, ones[si], ones.sum()), "reweighted to fit": (s.values, p[si], p.sum()),
                      "target": (t.values, q[ti], q.sum())}
     return out
+
+
+def plot_measurement(target, curves: dict, stem, chi2: dict | None = None) -> list[str]:
+    """The usual HEP figure of one measurement: data points with their errors, predictions as steps
+    (curves: label -> (s [B], sd [B]) over the used bins), and a ratio panel to the data.
+    `target` is a fit.measured.DataTarget; chi2: label -> chi2 to name in the legend."""
+    plt = _plt()
+    m = target.measurement
+    skipped = set(target.skipped)
+    used = np.array([f"{lo:g}-{hi:g}" not in skipped for lo, hi in zip(m.lo, m.hi)]) \
+        if target.statistic != "mean" else np.ones(m.n, bool)
+    lo, hi = m.lo[used], m.hi[used]
+    x = 0.5 * (lo + hi) if target.statistic != "mean" else np.array([0.0])
+    xerr = 0.5 * (hi - lo) if target.statistic != "mean" else np.array([0.5])
+    d, em, ep = m.values[used], m.err_minus[used], m.err_plus[used]
+    fig, (ax, rx) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    ax.errorbar(x, d, yerr=[em, ep], xerr=xerr, fmt="o", color="k", ms=3.5, label="data", zorder=5)
+
+    def ratio(v):       # to the data; no ratio where the data are 0
+        return np.divide(v, d, out=np.full(len(d), np.nan), where=d != 0)
+    rx.errorbar(x, ratio(d), yerr=[ratio(em), ratio(ep)], xerr=xerr, fmt="o", color="k", ms=3)
+    for k, (label, (s, sd)) in enumerate(curves.items()):
+        s, sd = np.asarray(s), np.asarray(sd)
+        name = label + (f" ($\\chi^2$ = {chi2[label]:.1f} / {len(d)})" if chi2 and label in chi2 else "")
+        c = f"C{k}"
+        if target.statistic == "mean":
+            ax.errorbar(x + 0.1 * (k + 1), s, yerr=sd, fmt="s", color=c, ms=4, label=name)
+            rx.errorbar(x + 0.1 * (k + 1), ratio(s), yerr=ratio(sd), fmt="s", color=c, ms=4)
+            continue
+        edges = np.append(lo, hi[-1])
+        ax.stairs(s, edges, color=c, label=name)
+        ax.fill_between(np.repeat(edges, 2)[1:-1], np.repeat(s - sd, 2), np.repeat(s + sd, 2), color=c,
+                        alpha=0.2, lw=0)
+        rx.stairs(ratio(s), edges, color=c)
+    ax.set_ylabel(m.y_label or target.statistic)
+    title = m.title or m.path
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    if target.statistic == "density" and np.all(d > 0) and d.max() / d.min() > 50:
+        ax.set_yscale("log")
+    rx.axhline(1.0, color="gray", lw=0.8)
+    rx.set_ylabel("MC / data")
+    rx.set_ylim(0.5, 1.5)
+    xl = m.x_label or target.observable
+    rx.set_xlabel(xl + (f" [{m.x_units}]" if m.x_units else "") if target.statistic != "mean" else
+                  f"<{target.observable}>")
+    if target.statistic == "mean":
+        rx.set_xticks([])
+    fig.tight_layout()
+    return _save(fig, stem)
+
+
+def plot_profile(prof: dict, stem, delta: float = 1.0) -> list[str]:
+    """The loss profiled along a combination of parameters (fit.scans.profile), with N_eff/N."""
+    plt = _plt()
+    d = prof["direction"]
+    combo = " ".join(f"{c:+.2f} {n}/{d['scales'][n]:.3g}" for n, c in d["coefficients"].items())
+    t = np.asarray(prof["t"])
+    L = np.asarray(prof["loss"]) - min(prof["loss"])
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    ax.plot(t, L, "o-", ms=3, label="profiled loss - minimum")
+    ax.axhline(delta, color="gray", ls="--", lw=0.8, label=f"$\\Delta$ = {delta:g}")
+    ax.set_xlabel(f"shift along {combo} (relative units)")
+    ax.set_ylabel("loss - min")
+    ax2 = ax.twinx()
+    ax2.plot(t, prof["n_eff_frac"], color="C3", lw=1, label="N_eff/N")
+    ax2.set_ylabel("N_eff / N", color="C3")
+    ax.set_title(("flat" if not d["constrained"] else "constrained") + " direction of the fit", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center")
+    fig.tight_layout()
+    return _save(fig, stem)

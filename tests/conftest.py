@@ -42,3 +42,13 @@ def insitu_ee(tmp_path_factory):
     ds, insitu, kv = insitu_run(tmp_path_factory.mktemp("insitu_ee"), points, events=120, setup="ee",
                                 base={"a": 0.68, "b": 0.98, "sigma": 0.335})
     return ds, points, insitu, kv
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory):
+    """A base at the RSA paper's point and pseudo-data at Pythia's default, 3000 events each."""
+    from fastrsa.generation import generate
+    d = tmp_path_factory.mktemp("pair")
+    base = generate(d / "base", events=3000, a=0.72, b=0.88, seed=21, jobs=2, progress=False)
+    target = generate(d / "target", events=3000, a=0.68, b=0.98, seed=22, jobs=2, progress=False)
+    return base, target

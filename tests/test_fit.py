@@ -9,16 +9,6 @@ from fastrsa.errors import DatasetError, ParameterError
 from fastrsa.fit import CHI2_95_2D, PARAMS, Problem, bootstrap, fit, hessian, inside_ellipse, landscape
 
 
-@pytest.fixture(scope="session")
-def pair(tmp_path_factory):
-    """A base at the RSA paper's point and pseudo-data at Pythia's default, 3000 events each."""
-    from fastrsa.generation import generate
-    d = tmp_path_factory.mktemp("pair")
-    base = generate(d / "base", events=3000, a=0.72, b=0.88, seed=21, jobs=2, progress=False)
-    target = generate(d / "target", events=3000, a=0.68, b=0.98, seed=22, jobs=2, progress=False)
-    return base, target
-
-
 @pytest.mark.parametrize("loss", ["swd", "w1", "chi2"])
 def test_gradcheck_through_weights_and_loss(string_ds, pair, loss):
     obs = "multiplicity,thrust" if loss == "swd" else "multiplicity,thrust,x"

@@ -18,9 +18,10 @@ DEFAULT_OBSERVABLES = "multiplicity,shapes"
 
 
 def make_problem(base, target, observables=DEFAULT_OBSERVABLES, loss="swd", projections=128, seed=0,
-                 device="cpu"):
+                 device="cpu", data=None):
     from ..fit import Problem
-    return Problem(base, target, observables, loss=loss, n_projections=projections, seed=seed, device=device)
+    return Problem(base, target, observables, loss=loss, n_projections=projections, seed=seed, device=device,
+                   data=data)
 
 
 def start_point(start: str | None, problem):
@@ -32,10 +33,73 @@ def start_point(start: str | None, problem):
 
 
 def problem_info(problem) -> dict:
-    return {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
+    info = {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
                        "sigma": ds.base.sigma} for ds in problem.datasets],
-            "target": {"path": problem.target.path, "events": len(problem.target)},
             "setup": problem.setup, "observables": problem.names, "loss": problem.loss_kind}
+    if problem.target is not None:
+        info["target"] = {"path": problem.target.path, "events": len(problem.target)}
+    else:
+        info["data"] = [{"name": d.name, "path": d.measurement.path, "observable": d.observable,
+                         "statistic": d.statistic, "skipped_bins": d.skipped, "source": d.measurement.source}
+                        for d in problem.data]
+    return info
+
+
+def data_report(problem, result, out: Path, plots=True, validate_events=0, jobs=1, seed=0, stream=None) -> dict:
+    """chi2/ndf against the measurements at the base point, at Pythia's defaults and at the fit (and, with
+    validate_events, of events generated directly at the fit); figures per measurement; the profile along
+    flat directions. Returns what it writes into result.json under 'data'."""
+    from ..fit.measured import evaluate_data
+    from ..params import SPACE
+    stream = stream or sys.stdout
+    ndf = sum(t.n_bins for t in problem.loss.terms) - len(result.free)
+    points = {"base": problem.base_points[0], "Pythia default": SPACE.defaults(), "fit": result.theta}
+    ev = {k: evaluate_data(problem, th) for k, th in points.items()}
+    report = {"ndf": ndf, "points": {k: list(map(float, th)) for k, th in points.items()},
+              "chi2": {k: v["chi2"] for k, v in ev.items()}, "terms": {k: v["terms"] for k, v in ev.items()}}
+    print("chi2/ndf against the data (ndf = bins - free parameters = " + f"{ndf}): " +
+          ", ".join(f"{k} {v['chi2']:.1f}/{ndf}" for k, v in ev.items()), file=stream)
+    for d in problem.data:
+        print(f"  {d.name}: " + ", ".join(f"{k} {v['terms'][d.name]['chi2']:.1f}" for k, v in ev.items()) +
+              f" over {ev['fit']['terms'][d.name]['bins']} bins" +
+              (f" (skipped, out of reach of the bases: {', '.join(d.skipped)})" if d.skipped else ""), file=stream)
+    if validate_events:
+        report["validation"] = validate_at_fit(problem, result, out, validate_events, jobs, seed)
+        v = report["validation"]
+        print(f"validation: {validate_events} events generated directly at the fit: chi2 {v['chi2']:.1f}/{ndf} "
+              f"(reweighted: {ev['fit']['chi2']:.1f}/{ndf})", file=stream)
+    if plots:
+        from ..plots import plot_measurement
+        for k, d in enumerate(problem.data):
+            curves = {f"{label} ({SPACE.format_point(points[label], 3)})":
+                      (ev[label]["terms"][d.name]["prediction"], ev[label]["terms"][d.name]["sd"]) for label in ev}
+            chi2 = {lab: ev[label]["terms"][d.name]["chi2"] for lab, label in zip(curves, ev)}
+            plot_measurement(d, curves, out / f"data_{k}_{d.measurement.path.replace('/', '_').replace('@', '_at_')}",
+                             chi2)
+    flat = [d for d in result.directions() if not d["constrained"]]
+    if flat:
+        from ..fit.scans import profile
+        report["profiles"] = [profile(problem, result, d) for d in flat]
+        if plots:
+            from ..plots import plot_profile
+            for k, prof in enumerate(report["profiles"]):
+                plot_profile(prof, out / f"profile_{k}")
+    return report
+
+
+def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: int) -> dict:
+    """Generate `events` directly at the fitted point with the bases' setup; chi2 of that sample."""
+    from ..fit.measured import chi2_of_sample
+    from ..generation import generate
+    from ..params import SPACE
+    from ..store.hadrons import HadronSample
+    setup = problem.datasets[0].meta["setup"]
+    th = dict(zip(SPACE.names, result.theta))
+    ds = generate(out / "validation", events=events, a=th["a"], b=th["b"], sigma=th["sigma"],
+                  z_head=problem.datasets[0].base.z_head, energy=setup["energy"], setup=setup["name"],
+                  seed=seed + 7919, jobs=jobs, progress=False)
+    sample = HadronSample.from_flat(ds.flat(groups=("hadrons",)), ds.meta, ds.path)
+    return chi2_of_sample(problem.data, sample)
 
 
 def fit_plots(problem, result, out: Path, truth=None) -> list[str]:
@@ -106,15 +170,26 @@ def _read_result(path) -> dict:
 
 
 def _problem(args, observables=None):
+    data = getattr(args, "data", None)
+    if (args.target is None) == (not data):
+        raise ParameterError("--target or --data: give a target sample or measurements to fit (one of the two)")
     return make_problem(args.base, args.target, observables or args.observables, args.loss, args.projections,
-                        args.seed, args.device)
+                        args.seed, args.device, data=data)
 
 
 def _cmd_fit(args) -> int:
+    if args.validate_events and not args.data:
+        raise ParameterError("--validate-events: only with --data (a fit to measurements)")
     problem = _problem(args)
-    run_fit(problem, out_dir(args.out), start=start_point(args.start, problem), params=args.params,
-            steps=args.steps, lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
-            progress=not args.quiet, plots=not args.no_plots)
+    out = out_dir(args.out)
+    result = run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
+                     lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
+                     progress=not args.quiet, plots=not args.no_plots and not problem.data)
+    if problem.data:
+        report = data_report(problem, result, out, plots=not args.no_plots, validate_events=args.validate_events,
+                             jobs=args.jobs, seed=args.seed)
+        doc = json.loads((out / "result.json").read_text())
+        write_json(out / "result.json", {**doc, "data": report})
     return 0
 
 
@@ -173,8 +248,9 @@ def _common(p, many_observables=False):
     p.add_argument("--base", action="append", required=True, default=None, metavar="DATASET",
                    help="base dataset from 'fastrsa generate' (repeat for several; each point uses the bases "
                         "that cover it)")
-    p.add_argument("--target", required=True, metavar="PATH",
-                   help="target: a dataset, or Parquet with per-event hadron lists and fastrsa setup metadata")
+    p.add_argument("--target", default=None, metavar="PATH",
+                   help="target: a dataset, or Parquet with per-event hadron lists and fastrsa setup metadata "
+                        "(or fit measurements with --data)")
     obs_help = ("comma-separated observables: " + ", ".join(_observable_names()) +
                 "; shorthands shapes, spectra")
     if many_observables:
@@ -214,6 +290,14 @@ def register(sub) -> None:
     _common(f)
     _fit_args(f, replicas=64)
     f.add_argument("--redraw", action="store_true", help="swd: re-draw the projections every step")
+    f.add_argument("--data", action="append", default=None, metavar="NAME",
+                   help="a measurement to fit instead of --target (repeat for several), e.g. "
+                        "ALEPH_2004_S5765862/d54-x01-y01, a key of the shipped LEP set (thrust, nch_distribution, "
+                        "one_minus_thrust_charged, mean_nch), FILE.yoda:/REF/ANA/d01-x01-y01=OBSERVABLE:STATISTIC; "
+                        "see docs/measurements.md")
+    f.add_argument("--validate-events", type=int, default=0, metavar="N",
+                   help="with --data: also generate N events directly at the fitted point and report their chi2")
+    f.add_argument("--jobs", type=int, default=1, help="generation processes for --validate-events")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     f.set_defaults(func=_cmd_fit)
 

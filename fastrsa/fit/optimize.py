@@ -16,6 +16,8 @@ from ..params import SPACE
 from .problem import Problem
 from .uncertainty import covariance
 
+FLAT_ABOVE = 0.25     # a combination whose relative error exceeds this is reported as not constrained
+
 
 @dataclass
 class FitResult:
@@ -39,20 +41,57 @@ class FitResult:
             return None
         return float(c[0, 1] / math.sqrt(c[0, 0] * c[1, 1]))
 
+    def directions(self, flat_above: float = FLAT_ABOVE) -> list[dict]:
+        """The parameter combinations the fit constrains, and those it does not.
+
+        In relative units u_j = theta_j / s_j (s_j = |theta_j| at the fit), the covariance's eigenvectors v_k
+        are independent combinations c_k = sum_j v_kj u_j with errors sqrt(eigenvalue). A combination is
+        'flat' (not constrained) when its error exceeds `flat_above` (default 0.25: a quarter of the
+        parameters' own size) or the Hessian has no positive curvature along it. Sorted best first."""
+        idx = SPACE.indices(self.free)
+        th = np.array([self.theta[i] for i in idx])
+        scale = np.where(np.abs(th) > 0, np.abs(th), 1.0)
+        C = np.asarray(self.cov) / np.outer(scale, scale)
+        H = np.asarray(self.hessian) * np.outer(scale, scale)
+        vals, vecs = np.linalg.eigh(0.5 * (C + C.T))
+        out = []
+        for k in range(len(vals)):
+            v = vecs[:, k] * np.sign(vecs[np.argmax(np.abs(vecs[:, k])), k])
+            curvature = float(v @ H @ v)
+            err = math.sqrt(vals[k]) if vals[k] > 0 and curvature > 0 else math.inf   # no curvature: unbounded
+            out.append({"coefficients": dict(zip(self.free, v.tolist())), "scales": dict(zip(self.free, scale.tolist())),
+                        "value": float(v @ (th / scale)), "error": err, "curvature": curvature,
+                        "constrained": bool(curvature > 0 and err <= flat_above)})
+        return sorted(out, key=lambda d: (not d["constrained"], d["error"]))
+
     def to_dict(self) -> dict:
         d = {n: v for n, v in zip(SPACE.names, self.theta)}
         d.update(free=self.free, errors=self.errors(), cov=self.cov, correlation=self.correlation(),
                  loss=self.loss, hessian=self.hessian, diagnostics=self.diagnostics,
+                 directions=[{**c, "error": c["error"] if math.isfinite(c["error"]) else None}
+                             for c in self.directions()],
                  warnings=self.warnings, interrupted=self.interrupted, history=self.history)
         return d
 
     def summary(self) -> str:
         err = self.errors()
-        parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
+        dirs = self.directions()
+        flat = [d for d in dirs if not d["constrained"]]
+        if flat:      # errors on single parameters would be meaningless along a flat valley
+            parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f}" for n in self.free]
+        else:
+            parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
         fixed = [f"{n} = {self.theta[i]:.4f} (fixed)" for i, n in enumerate(SPACE.names) if n not in self.free]
         lines = ["fit: " + ", ".join(parts + fixed)]
         rho = self.correlation()
-        if rho is not None:
+        if flat:
+            lines.append(f"     the data constrain {len(dirs) - len(flat)} of {len(dirs)} combinations "
+                         "(relative units: each parameter over its fitted value):")
+            for d in dirs:
+                combo = " ".join(f"{c:+.3f} {n}/{d['scales'][n]:.4g}" for n, c in d["coefficients"].items())
+                lines.append(f"       {'constrained' if d['constrained'] else 'flat       '}  {combo} = "
+                             f"{d['value']:.4f} +- {d['error']:.4f}")
+        elif rho is not None:
             lines.append(f"     correlation({self.free[0]}, {self.free[1]}) = {rho:+.3f}")
         d = self.diagnostics
         lines.append(f"     loss {self.loss:.6g}; mean weight {d.get('mean_weight', float('nan')):.4f}, "
@@ -144,6 +183,7 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
         res_warn.append(f"N_eff/N = {diag['n_eff_frac']:.3f} at the fitted point: the bases barely cover it")
     if np.any(np.linalg.eigvalsh(H) <= 0):
         res_warn.append("the loss Hessian is not positive definite at the fitted point: not a minimum "
-                        "(more steps, or a smaller --lr)")
+                        "(more steps, or a smaller --lr), or a combination the observables do not constrain "
+                        "(see the flat combinations)")
     return FitResult(theta=theta, free=free, loss=history[-1]["loss"], cov=cov.tolist(), hessian=H.tolist(),
                      history=history, warnings=res_warn, diagnostics=diag, interrupted=interrupted)

@@ -26,6 +26,7 @@ from ..observables import Observable, compute, expand_names
 from ..params import SPACE
 from ..store.dataset import open_dataset
 from ..store.hadrons import HadronSample, check_same_setup, load_hadrons
+from .measured import DataChi2, DataTarget, MeasuredChi2, parse_data
 
 LUND_COLUMNS = SPACE.columns("lund")
 
@@ -57,16 +58,24 @@ class Evaluation(NamedTuple):
 class Problem:
     """Bases, target, observables and loss of a fit, prepared once (see module docstring)."""
 
-    def __init__(self, bases, target, observables="multiplicity,shapes", loss: str = "swd",
+    def __init__(self, bases, target=None, observables="multiplicity,shapes", loss: str = "swd",
                  n_projections: int = 128, seed: int = 0, device="cpu", classifiers: dict | None = None,
-                 backend: str = "auto"):
+                 backend: str = "auto", data=None):
+        """`target`: a sample to compare with (any registered loss), or `data`: measurements (DataTarget
+        or 'NAME[=OBSERVABLE[:STATISTIC]]' strings) fitted by their chi2; one of the two."""
         if isinstance(bases, (str, bytes)) or not hasattr(bases, "__iter__"):
             bases = [bases]
         if not bases:
             raise ParameterError("base: give at least one base dataset")
+        if (target is None) == (not data):
+            raise ParameterError("target: give either a target sample (--target) or measurements (--data)")
+        self.data = [d if isinstance(d, DataTarget) else parse_data(d) for d in (data or [])]
+        if self.data:
+            observables, loss = [d.observable for d in self.data], "data-chi2"
         self.names = expand_names(observables)
         self.loss_kind = loss
-        check_loss(loss)
+        if not self.data:
+            check_loss(loss)
         if backend not in BACKENDS:
             raise ParameterError(f"backend = {backend!r}; use one of {BACKENDS}")
         self.device = resolve_device(device)
@@ -79,21 +88,30 @@ class Problem:
         # Each base is read once: one flat view feeds both the weight engine and the observables.
         views = [ds.flat() for ds in self.datasets]
         hadrons = [HadronSample.from_flat(fv, ds.meta, ds.path) for fv, ds in zip(views, self.datasets)]
-        self.target = load_hadrons(target)
-        check_same_setup({"target": self.target, **{f"base {i}": h for i, h in enumerate(hadrons)}})
-        self.setup = self.target.setup
+        self.target = None if target is None else load_hadrons(target)
+        samples = {f"base {i}": h for i, h in enumerate(hadrons)}
+        check_same_setup({"target": self.target, **samples} if self.target is not None else samples)
+        self.setup = hadrons[0].setup
+        for d in self.data:
+            d.check_setup(self.setup)
         self.batches = [TrialBatch.from_flat(fv, ds.base, self.device) for fv, ds in zip(views, self.datasets)]
         del views
         self.sizes = [len(b) for b in self.batches]
         self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
-        self.target_obs = compute(self.target, self.names, classifiers)
         self.all_sim = _concat(self.sim_obs, self.names)
-        tw = self.target.weights
-        self.loss = build_loss(loss, self.names, self.all_sim, self.target_obs, tw, sum(self.sizes),
-                               len(self.target), n_projections, seed).to(self.device)
-        # The target's event weights (1 unless the target file has a 'weight' column), on the weights' device.
-        self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)),
-                                              dtype=torch.float64, device=self.device)
+        if self.data:
+            self.target_obs = {}
+            self.loss = DataChi2([MeasuredChi2(d, self.all_sim[d.observable].values) for d in self.data])
+            self.target_weights = None
+        else:
+            self.target_obs = compute(self.target, self.names, classifiers)
+            tw = self.target.weights
+            self.loss = build_loss(loss, self.names, self.all_sim, self.target_obs, tw, sum(self.sizes),
+                                   len(self.target), n_projections, seed)
+            # The target's event weights (1 unless the target has a 'weight' column), on the weights' device.
+            self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)),
+                                                  dtype=torch.float64, device=self.device)
+        self.loss = self.loss.to(self.device)
 
     @property
     def base_points(self) -> list[tuple]:
@@ -103,6 +121,11 @@ class Problem:
     def describe(self) -> str:
         bases = "; ".join(f"{ds.path} ({len(ds)} events at a={ds.base.a}, b={ds.base.b}, sigma={ds.base.sigma})"
                           for ds in self.datasets)
+        if self.data:
+            data = "; ".join(f"{d.name} ({d.observable}, {d.statistic}, {t.n_bins} bins"
+                             + (f", skipped {', '.join(d.skipped)}" if d.skipped else "") + ")"
+                             for d, t in zip(self.data, self.loss.terms))
+            return f"bases: {bases}\ndata: {data}\nloss: chi2 with the data's errors and the bases' statistics"
         return (f"bases: {bases}\ntarget: {self.target.path} ({len(self.target)} events)\n"
                 f"observables: {', '.join(self.names)}; loss: {self.loss_kind} ({LOSSES[self.loss_kind].description})")
 
@@ -175,5 +198,5 @@ class Problem:
         g = torch.Generator().manual_seed(seed)
         ones = lambda k: torch.ones(n, k, dtype=torch.float64)  # noqa: E731
         base = [torch.poisson(ones(s), generator=g).to(self.device) for s in self.sizes]
-        tgt = torch.poisson(ones(len(self.target)), generator=g).to(self.device)
+        tgt = None if self.target is None else torch.poisson(ones(len(self.target)), generator=g).to(self.device)
         return base, tgt

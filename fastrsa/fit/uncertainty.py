@@ -50,22 +50,28 @@ def gradient_covariance(problem: Problem, theta, free: list[str], replicas: int 
         phi = th.repeat(n, 1).requires_grad_(True)
         lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, LUND_COLUMNS], jac[0]) for lw, jac in lin]
         p, _, _ = problem.mixture(lws, [m[s:s + n] for m in bm])
-        problem.loss(p, problem.target_weights * tm[s:s + n]).sum().backward()
+        q = None if tm is None else problem.target_weights * tm[s:s + n]
+        problem.loss(p, q).sum().backward()
         grads.append(phi.grad.detach().cpu().numpy()[:, idx])
     return np.cov(np.concatenate(grads), rowvar=False).reshape(len(idx), len(idx))
 
 
 def covariance(problem: Problem, theta, free: list[str], replicas: int = 64, seed: int = 0):
-    """Sandwich covariance H^-1 J H^-1 of the fitted point (H: Hessian of the loss, J: bootstrap
-    covariance of its gradient). It holds for any of the losses (an M-estimator), not only for a
-    likelihood; for chi2 with correct variances it reduces to 2 H^-1. Returns (cov, H)."""
+    """Covariance of the fitted point and the loss Hessian H there. Returns (cov, H).
+
+    Against a target sample: the sandwich H^-1 J H^-1 (J: bootstrap covariance of the loss gradient over
+    base and target events). It holds for any of the losses (an M-estimator), not only for a likelihood.
+    Against measurements (a chi2 whose denominators hold the data's errors and the bases' statistical
+    variance): 2 H^-1, the chi2's own covariance (Delta chi2 = 1 at one sigma)."""
     H = hessian(problem, theta, free)
-    J = gradient_covariance(problem, theta, free, replicas, seed)
     try:
         Hi = np.linalg.inv(H)
     except np.linalg.LinAlgError:
         raise ParameterError("the loss Hessian at the fitted point is singular: the observables do not "
                              "constrain all of " + ", ".join(free) + "; fix one (--params) or add observables")
+    if problem.data:
+        return 2.0 * Hi, H
+    J = gradient_covariance(problem, theta, free, replicas, seed)
     return Hi @ J @ Hi, H
 
 

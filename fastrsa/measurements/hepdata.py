@@ -361,3 +361,13 @@ def read_covariance(file, n: int | None = None, layout: str = "auto") -> np.ndar
         raise DatasetError(f"{fname}: the matrix is {m.shape[0]} x {m.shape[1]}, field 'n' is {n}; "
                            f"give an n x n matrix")
     return m
+
+
+def write_csv(m: Measurement, file) -> None:
+    """Write a measurement in the extract layout that `read_hepdata_csv` reads back (x_lo, x_hi, x_center,
+    value, err_minus, err_plus; full float precision), e.g. pseudo-data to fit with `fastrsa fit --data`."""
+    x = m.x if m.x is not None else 0.5 * (m.lo + m.hi)
+    lines = [f"# {m.title or m.path}", f"# source: {m.source or 'written by fastrsa'}",
+             "# columns: x_lo,x_hi,x_center,value,err_minus,err_plus"]
+    lines += [",".join(repr(float(v)) for v in row) for row in zip(m.lo, m.hi, x, m.values, m.err_minus, m.err_plus)]
+    Path(file).write_text("\n".join(lines) + "\n")

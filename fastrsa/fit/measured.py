@@ -1,0 +1,216 @@
+"""Measured histograms as the target of a fit: a chi2 between the reweighted prediction and the data.
+
+For a measurement with bins b (data d_b, covariance C) and an event-level observable x, the prediction
+from normalized event weights p_i (sum_i p_i = 1) is
+
+    density:   s_b = sum_{i: x_i in b} p_i / width_b          (1/N dN/dx)
+    fraction:  s_b = sum_{i: x_i in b} p_i                    (1/N N_b)
+    mean:      s   = sum_i p_i x_i                            (<x>, one bin)
+
+and the statistical variance of the prediction from the finite weighted sample (first order in the
+fluctuations of the weights, normalization included) is
+
+    var f_b = sum_i p_i^2 (1[x_i in b] - f_b)^2 = S2_b (1 - 2 f_b) + f_b^2 S2,   S2_b = sum_{i in b} p_i^2,
+    var <x> = sum_i p_i^2 (x_i - <x>)^2,
+
+divided by width_b^2 for densities. The loss is chi2 = r^T (C + diag(var s))^-1 r with r = s - d. C is the
+measurement's covariance when it gives one, otherwise diagonal with the symmetrized errors
+((err_minus + err_plus) / 2)^2. Bins that no base event can reach (no entry in any base sample: no
+weight can fill them) are left out, and the fit reports them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from ..measurements import Measurement, load
+from ..observables.lep import LEP_ECM, MEASURED, STATISTICS
+
+
+@dataclass
+class DataTarget:
+    """A measurement and how to predict it: the observable and the statistic its values are."""
+
+    measurement: Measurement
+    observable: str
+    statistic: str
+    name: str = ""
+    skipped: list = field(default_factory=list)
+    ecm: float | None = None        # the measurement's centre-of-mass energy [GeV], when known
+
+    def __post_init__(self):
+        if self.statistic not in STATISTICS:
+            raise ParameterError(f"data {self.name}: statistic {self.statistic!r}; use one of {STATISTICS}")
+        if self.statistic == "mean" and self.measurement.n != 1:
+            raise ParameterError(f"data {self.name}: a mean needs one bin, this table has {self.measurement.n}; "
+                                 "select one with NAME@X (e.g. @91.2 for sqrt(s) = 91.2 GeV)")
+        self.name = self.name or self.measurement.path
+
+    def check_setup(self, setup: dict) -> None:
+        """A measurement of e+e- -> hadrons at ecm needs base samples of that process and energy."""
+        if self.ecm is None:
+            return
+        e = float(setup["energy"]) * (2.0 if setup["name"] == "string" else 1.0)
+        if setup["name"] == "string" or abs(e - self.ecm) > 1e-6 * self.ecm:
+            raise ParameterError(f"data {self.name}: measured in e+e- -> hadrons at {self.ecm} GeV, but the bases "
+                                 f"are setup '{setup['name']}' at {e:g} GeV; generate bases with --setup ee "
+                                 f"--energy {self.ecm} (or your own .cmnd at that energy)")
+
+
+def parse_data(spec: str) -> DataTarget:
+    """'NAME[=OBSERVABLE[:STATISTIC]]': a shipped or user measurement (see fastrsa.measurements.load) and,
+    unless it is one of the known LEP tables (fastrsa.observables.lep.MEASURED), the observable and the
+    statistic (density, fraction or mean) that reproduce it."""
+    name, _, how = spec.partition("=")
+    m = load(name)
+    key = m.path.split("@")[0]
+    if how:
+        obs, _, stat = how.partition(":")
+        return DataTarget(m, obs, stat or "density", spec)
+    if key not in MEASURED:
+        raise ParameterError(f"--data {spec}: fastrsa does not know which observable reproduces {key}; "
+                             "give it as NAME=OBSERVABLE:STATISTIC (statistic: density, fraction or mean)")
+    d = MEASURED[key]
+    return DataTarget(m, d.observable, d.statistic, name, ecm=LEP_ECM)
+
+
+def pseudo_measurement(values: np.ndarray, edges, statistic: str = "density", weights=None,
+                       path: str = "pseudo", x_label: str = "") -> Measurement:
+    """A measurement made from a sample's per-event values (pseudo-data): the statistic per bin with
+    its statistical error (the same variance formulas as the prediction's, with unit or given weights)."""
+    x = np.asarray(values, np.float64)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64)
+    p = w / w.sum()
+    S2 = float(np.sum(p * p))
+    if statistic == "mean":
+        m = float(np.sum(p * x))
+        err = np.sqrt([np.sum(p * p * (x - m) ** 2)])
+        lo, hi, vals = np.array([x.min()]), np.array([x.max()]), np.array([m])
+    else:
+        edges = np.asarray(edges, np.float64)
+        lo, hi = edges[:-1], edges[1:]
+        b = np.searchsorted(edges, x, side="right") - 1
+        inside = (b >= 0) & (b < len(lo)) & (x < edges[-1])
+        f = np.bincount(b[inside], p[inside], len(lo))
+        s2 = np.bincount(b[inside], p[inside] ** 2, len(lo))
+        var = s2 * (1 - 2 * f) + f * f * S2
+        scale = 1.0 / (hi - lo) if statistic == "density" else np.ones(len(lo))
+        vals, err = f * scale, np.sqrt(np.maximum(var, 0.0)) * scale
+    return Measurement(path, lo, hi, vals, err, err, x_label=x_label, y_label=statistic,
+                       source="pseudo-data made by fastrsa.fit.measured.pseudo_measurement")
+
+
+class MeasuredChi2(torch.nn.Module):
+    """chi2 of one measurement against the reweighted prediction (see the module docstring).
+
+    Built once from the simulated per-event values (the bins every event falls in are found here);
+    forward(p [..., N], q=None) takes normalized event weights and returns chi2 [...]."""
+
+    def __init__(self, target: DataTarget, sim_values, reachable=None):
+        super().__init__()
+        m = target.measurement
+        x = np.ascontiguousarray(sim_values, np.float64)
+        self.statistic = target.statistic
+        self.name = target.name
+        if self.statistic == "mean":
+            used = np.array([True])
+            self.register_buffer("x", torch.from_numpy(x))
+            self.register_buffer("bin", torch.zeros(0, dtype=torch.int64))
+            self.register_buffer("inv_width", torch.ones(1, dtype=torch.float64))
+        else:
+            b = np.full(len(x), -1, np.int64)
+            for k in range(m.n):      # bins need not be contiguous; the last bin's upper edge is inclusive
+                inb = (x >= m.lo[k]) & ((x < m.hi[k]) | ((k == m.n - 1) & (x == m.hi[k])))
+                b[inb & (b < 0)] = k
+            counts = np.bincount(b[b >= 0], minlength=m.n)
+            used = counts > 0
+            remap = np.full(m.n, -1, np.int64)
+            remap[used] = np.arange(int(used.sum()))
+            b = np.where(b >= 0, remap[np.maximum(b, 0)], -1)
+            self.register_buffer("x", torch.zeros(0, dtype=torch.float64))
+            self.register_buffer("bin", torch.from_numpy(b))
+            w = (m.hi - m.lo)[used] if self.statistic == "density" else np.ones(int(used.sum()))
+            self.register_buffer("inv_width", torch.from_numpy(1.0 / w))
+        target.skipped = [f"{m.lo[k]:g}-{m.hi[k]:g}" for k in np.flatnonzero(~used)]
+        if not used.any():
+            raise ParameterError(f"data {target.name}: no simulated event falls in any bin; the base samples do "
+                                 "not cover this measurement (other process or energy?)")
+        self.n_bins = int(used.sum())
+        self.register_buffer("data", torch.from_numpy(m.values[used].copy()))
+        cov = m.covariance()[np.ix_(used, used)]
+        self.diagonal = bool(np.all(cov == np.diag(np.diag(cov))))
+        self.register_buffer("cov", torch.from_numpy(np.ascontiguousarray(cov)))
+
+    def prediction(self, p: torch.Tensor):
+        """(s [..., B], var s [..., B]) from normalized weights p [..., N]."""
+        S2 = (p * p).sum(-1, keepdim=True)
+        if self.statistic == "mean":
+            mean = (p * self.x).sum(-1, keepdim=True)
+            var = (p * p * (self.x - mean) ** 2).sum(-1, keepdim=True)
+            return mean, var
+        inside = self.bin >= 0
+        idx, pin = self.bin[inside], p[..., inside]
+        f = pin.new_zeros(*p.shape[:-1], self.n_bins).index_add(-1, idx, pin)
+        s2 = pin.new_zeros(*p.shape[:-1], self.n_bins).index_add(-1, idx, pin * pin)
+        var = s2 * (1 - 2 * f) + f * f * S2
+        return f * self.inv_width, var * self.inv_width ** 2
+
+    def forward(self, p: torch.Tensor, q=None) -> torch.Tensor:
+        s, var = self.prediction(p)
+        r = s - self.data
+        if self.diagonal:
+            return (r * r / (torch.diagonal(self.cov) + var)).sum(-1)
+        c = self.cov + torch.diag_embed(var)
+        return (r * torch.linalg.solve(c, r.unsqueeze(-1)).squeeze(-1)).sum(-1)
+
+
+class DataChi2(torch.nn.Module):
+    """The sum of MeasuredChi2 over several measurements (they are treated as independent)."""
+
+    def __init__(self, terms):
+        super().__init__()
+        self.terms = torch.nn.ModuleList(terms)
+
+    @property
+    def n_bins(self) -> int:
+        return sum(t.n_bins for t in self.terms)
+
+    def forward(self, p, q=None):
+        return sum(t(p) for t in self.terms)
+
+    def per_term(self, p) -> dict:
+        return {t.name: t(p) for t in self.terms}
+
+
+def evaluate_data(problem, theta) -> dict:
+    """Per measurement at one point: prediction s, its statistical sd, and chi2; plus the total chi2."""
+    th = problem.as_points(theta)
+    with torch.no_grad():
+        p, _, _ = problem.mixture(problem.log_weights(th))
+        out = {}
+        for t in problem.loss.terms:
+            s, var = t.prediction(p)
+            out[t.name] = {"prediction": s[0].cpu().tolist(), "sd": var[0].clamp(min=0).sqrt().cpu().tolist(),
+                           "chi2": float(t(p)[0]), "bins": t.n_bins}
+    return {"terms": out, "chi2": sum(v["chi2"] for v in out.values()),
+            "bins": sum(v["bins"] for v in out.values())}
+
+
+def chi2_of_sample(targets: list, sample) -> dict:
+    """chi2 of an unweighted sample (a HadronSample, e.g. generated directly at the fitted point) against
+    each measurement, with the sample's own statistical variance."""
+    import dataclasses
+
+    from ..observables import compute
+    values = compute(sample, sorted({t.observable for t in targets}))
+    p = torch.full((1, len(sample)), 1.0 / len(sample), dtype=torch.float64)
+    out = {}
+    for t in targets:
+        term = MeasuredChi2(dataclasses.replace(t, skipped=[]), values[t.observable].values)
+        with torch.no_grad():
+            out[t.name] = {"chi2": float(term(p)[0]), "bins": term.n_bins}
+    return {"terms": out, "chi2": sum(v["chi2"] for v in out.values()),
+            "bins": sum(v["bins"] for v in out.values())}

@@ -170,3 +170,23 @@ def test_unusable_device_and_bad_bootstrap_settings_are_one_clear_error(pair_tin
     problem = Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity")
     with pytest.raises(ParameterError, match="iters = 0"):
         bootstrap(problem, [0.72, 0.88, 0.335], iters=0, progress=False)
+
+
+def test_the_fitted_point_survives_its_covariance_step(pair_tiny, monkeypatch):
+    """A step size that throws a to the boundary a = 0 still gives a Hessian (one-sided there), and a
+    covariance that fails (singular Hessian, Ctrl-C) leaves the fitted point with the reason, not nothing."""
+    problem = Problem([pair_tiny[0].path], pair_tiny[1].path, "multiplicity", n_projections=4)
+    H = hessian(problem, [0.0, 0.9, 0.335], ["a", "b"])       # a - 1e-3 would be outside the model
+    assert np.all(np.isfinite(H))
+    H_inside = hessian(problem, [0.0, 0.9, 0.335], ["b"])
+    assert H[1, 1] == pytest.approx(H_inside[0, 0], rel=1e-12)
+    import fastrsa.fit.optimize as opt
+
+    def broken(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(opt, "covariance", broken)
+    res = fit(problem, steps=2, replicas=4, progress=False)
+    assert res.interrupted and any("no covariance (interrupted)" in w for w in res.warnings)
+    d = res.to_dict()
+    assert d["a"] == res.theta[0] and d["errors"] == {"a": None, "b": None} and "fit: a = " in res.summary()
+    assert "nan" not in res.summary()

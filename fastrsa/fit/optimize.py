@@ -48,6 +48,8 @@ class FitResult:
         are independent combinations c_k = sum_j v_kj u_j with errors sqrt(eigenvalue). A combination is
         'flat' (not constrained) when its error exceeds `flat_above` (default 0.25: a quarter of the
         parameters' own size) or the Hessian has no positive curvature along it. Sorted best first."""
+        if not np.all(np.isfinite(np.asarray(self.cov))):
+            return []
         idx = SPACE.indices(self.free)
         th = np.array([self.theta[i] for i in idx])
         scale = np.where(np.abs(th) > 0, np.abs(th), 1.0)
@@ -66,8 +68,9 @@ class FitResult:
 
     def to_dict(self) -> dict:
         d = {n: v for n, v in zip(SPACE.names, self.theta)}
-        d.update(free=self.free, errors=self.errors(), cov=self.cov, correlation=self.correlation(),
-                 loss=self.loss, hessian=self.hessian, diagnostics=self.diagnostics,
+        d.update(free=self.free, errors=_json_numbers(self.errors()), cov=_json_numbers(self.cov),
+                 correlation=_json_numbers(self.correlation()), loss=self.loss,
+                 hessian=_json_numbers(self.hessian), diagnostics=self.diagnostics,
                  directions=[{**c, "error": c["error"] if math.isfinite(c["error"]) else None}
                              for c in self.directions()],
                  warnings=self.warnings, interrupted=self.interrupted, history=self.history)
@@ -77,7 +80,7 @@ class FitResult:
         err = self.errors()
         dirs = self.directions()
         flat = [d for d in dirs if not d["constrained"]]
-        if flat:      # errors on single parameters would be meaningless along a flat valley
+        if flat or not dirs:      # errors on single parameters would be meaningless along a flat valley
             parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f}" for n in self.free]
         else:
             parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
@@ -91,13 +94,24 @@ class FitResult:
                 combo = " ".join(f"{c:+.3f} {n}/{d['scales'][n]:.4g}" for n, c in d["coefficients"].items())
                 lines.append(f"       {'constrained' if d['constrained'] else 'flat       '}  {combo} = "
                              f"{d['value']:.4f} +- {d['error']:.4f}")
-        elif rho is not None:
+        elif rho is not None and math.isfinite(rho):
             lines.append(f"     correlation({self.free[0]}, {self.free[1]}) = {rho:+.3f}")
         d = self.diagnostics
         lines.append(f"     loss {self.loss:.6g}; mean weight {d.get('mean_weight', float('nan')):.4f}, "
                      f"N_eff/N {d.get('n_eff_frac', float('nan')):.3f} at the fitted point")
         lines += [f"     warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def _json_numbers(x):
+    """NaN and inf become None (JSON null) in result.json; everything else is kept as it is."""
+    if isinstance(x, dict):
+        return {k: _json_numbers(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_numbers(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def _diag_at(problem: Problem, theta) -> dict:
@@ -177,11 +191,19 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
         interrupted = True
         res_warn.append(f"interrupted after {len(history)} steps; the result is the last point reached")
     theta = history[-1]["theta"]
-    cov, H = covariance(problem, theta, free, replicas=replicas, seed=seed)
+    # The fitted point is never lost to its own uncertainty step: a covariance that fails (a singular
+    # Hessian, an interrupt) leaves NaN there and says why.
+    try:
+        cov, H = covariance(problem, theta, free, replicas=replicas, seed=seed)
+    except (ParameterError, np.linalg.LinAlgError, KeyboardInterrupt) as exc:
+        cov = H = np.full((len(free), len(free)), np.nan)
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        interrupted = interrupted or isinstance(exc, KeyboardInterrupt)
+        res_warn.append(f"no covariance ({why}); the fitted point is kept")
     diag = _diag_at(problem, theta)
     if diag["n_eff_frac"] < warn_neff and not warned:
         res_warn.append(f"N_eff/N = {diag['n_eff_frac']:.3f} at the fitted point: the bases barely cover it")
-    if np.any(np.linalg.eigvalsh(H) <= 0):
+    if np.all(np.isfinite(H)) and np.any(np.linalg.eigvalsh(H) <= 0):
         res_warn.append("the loss Hessian is not positive definite at the fitted point: not a minimum "
                         "(more steps, or a smaller --lr), or a combination the observables do not constrain "
                         "(see the flat combinations)")

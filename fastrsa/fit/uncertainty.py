@@ -26,11 +26,17 @@ def hessian(problem: Problem, theta, free: list[str], steps=None) -> np.ndarray:
     th = torch.as_tensor(theta, dtype=torch.float64)
     h = np.array([0.01 * abs(float(th[i])) or 1e-3 for i in idx]) if steps is None else np.asarray(steps)
     pts = th.repeat(2 * len(idx), 1)
-    for j, i in enumerate(idx):
-        pts[2 * j, i] += h[j]
-        pts[2 * j + 1, i] -= h[j]
+    width = np.empty(len(idx))
+    for j, (i, name) in enumerate(zip(idx, free)):
+        # At a bound of the domain the difference is one-sided (it never evaluates outside the model).
+        up = float(th[i]) + h[j] if SPACE[name].contains(float(th[i]) + h[j]) else float(th[i])
+        down = float(th[i]) - h[j] if SPACE[name].contains(float(th[i]) - h[j]) else float(th[i])
+        if up == down:
+            raise ParameterError(f"hessian: no room for a step of {h[j]:g} in {name} at {float(th[i]):g} inside "
+                                 f"the model ({SPACE[name].domain()})")
+        pts[2 * j, i], pts[2 * j + 1, i], width[j] = up, down, up - down
     g = problem.loss_and_grad(pts.to(problem.device)).grad.cpu().numpy()[:, idx]
-    H = np.stack([(g[2 * j] - g[2 * j + 1]) / (2 * h[j]) for j in range(len(idx))])
+    H = np.stack([(g[2 * j] - g[2 * j + 1]) / width[j] for j in range(len(idx))])
     return 0.5 * (H + H.T)
 
 

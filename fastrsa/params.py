@@ -161,13 +161,18 @@ class ParameterSpace:
         return torch.minimum(torch.maximum(x, lo), hi)
 
 
+# Domains are Pythia 8.317's allowed ranges of the settings (Settings::parm min/max; a value outside them is
+# one Pythia would not generate, so a weight to it compares with nothing), except sigma's lower end: below
+# 0.01 GeV the pT weight of an event underflows (log w ~ -(sigma_B/sigma)^2 sum pT2 / 2), so the model is
+# refused there rather than returning -inf with an infinite gradient. tests/test_architecture.py checks the
+# ranges against the installed Pythia.
 SPACE = ParameterSpace([
     Parameter("a", "StringZ:aLund", "", 0.0, False, 0.0, 0.68, "a", "lund", 0,
-              "Lund a: the (1-z)^a term of the fragmentation function", typical="a value in [0, 2]"),
-    Parameter("b", "StringZ:bLund", "GeV^-2", 0.0, True, 1e-6, 0.98, "b", "lund", 1,
-              "Lund b: the exp(-b mT^2/z) term", typical="0.2-2"),
-    Parameter("sigma", "StringPT:sigma", "GeV", 0.0, True, 1e-6, 0.335, "sigma", "lund", 2,
-              "Gaussian width of the hadrons' transverse momenta", typical="0.335"),
+              "Lund a: the (1-z)^a term of the fragmentation function", upper=2.0, typical="a value in [0, 2]"),
+    Parameter("b", "StringZ:bLund", "GeV^-2", 0.2, False, 0.2, 0.98, "b", "lund", 1,
+              "Lund b: the exp(-b mT^2/z) term", upper=2.0, typical="0.2-2"),
+    Parameter("sigma", "StringPT:sigma", "GeV", 0.01, False, 0.01, 0.335, "sigma", "lund", 2,
+              "Gaussian width of the hadrons' transverse momenta", upper=1.0, typical="0.335"),
 ])
 PARAMS = SPACE.names        # the fit parameters' names, in theta's column order
 

@@ -183,3 +183,29 @@ def pair_small(tmp_path_factory):
     d = tmp_path_factory.mktemp("pair_small")
     return (generate(d / "base", events=300, seed=41, progress=False),
             generate(d / "target", events=300, a=0.68, b=0.98, seed=42, progress=False))
+
+
+def test_parameter_domains_are_pythias_allowed_ranges():
+    """SPACE's domains are the installed Pythia's own ranges of the settings (sigma's lower end aside,
+    where the pT weight underflows; see fastrsa/params.py)."""
+    from fastrsa.params import SPACE
+    from fastrsa.pythia.records import import_pythia
+    py = import_pythia().Pythia("", False)
+    for p in SPACE:
+        (parm,) = py.settings.getParmMap(p.setting).values()
+        assert p.upper == parm.valMax and p.default == parm.valDefault, p.name
+        assert p.lower == parm.valMin or (p.name == "sigma" and p.lower > parm.valMin), p.name
+
+
+def test_points_outside_the_model_are_refused_not_nan(string_ds):
+    """b = 1e16 used to give NaN weights and sigma = 1e-155 an infinite gradient: refused with the domain."""
+    from fastrsa.errors import ParameterError
+    batch = string_ds.to_torch()
+    for theta, msg in (((0.7, 1e16, 0.3), r"b = 1e\+16 outside the model"), ((0.7, 1e-14, 0.3), "b = 1e-14"),
+                       ((0.7, 0.9, 1e-155), "sigma = 1e-155 outside the model"), ((2.5, 0.9, 0.3), "a = 2.5")):
+        with pytest.raises(ParameterError, match=msg):
+            fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64))
+    edge = torch.tensor([[0.0, 0.2, 0.01], [2.0, 2.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    lw = fastrsa.lund_log_weights(batch, edge)
+    lw.sum().backward()
+    assert torch.isfinite(lw).all() and torch.isfinite(edge.grad).all()

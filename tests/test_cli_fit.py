@@ -92,10 +92,13 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--observables", "multiplicity,thrsut"], "'thrsut' does not exist"),
     (["--loss", "mse"], "loss = 'mse'"),
-    (["--start", "0.05,4.0"], "do not cover this point"),
+    (["--start", "0.0,0.2"], "do not cover this point"),
+    (["--start", "0.05,4.0"], "b = 4.0 outside the model (0.2 <= b <= 2"),
     (["--params", "a,q"], "params"),
     (["--observables", "classifier:nowhere.pt"], "nowhere.pt does not exist"),
     (["--device", "foo"], "device = 'foo'"),
+    (["--replicas", "1"], "--replicas 1: must be at least 2"),
+    (["--replicas", "0"], "--replicas 0: must be at least 2"),
 ] + ([] if __import__("torch").cuda.is_available() else [(["--device", "cuda"], "no usable CUDA")]))
 def test_fit_bad_input(tiny, tmp_path, capsys, argv, message):
     rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tiny / "target", "--out", tmp_path / "x",
@@ -159,3 +162,25 @@ def test_every_command_and_option_is_documented():
     bs = sub.choices["bootstrap"]
     assert next(a for a in bs._actions if a.dest == "replicas").default == 32
     assert "Levenberg-Marquardt" in bs.format_help() and "Newton" not in bs.format_help()
+
+
+def test_target_weights_are_numbers_and_may_be_huge(tiny, tmp_path, capsys):
+    """A 'weight' column of strings is one clear line; weights of 1e308 on every event (whose sum overflows)
+    give exactly the unweighted fit's loss."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from fastrsa.fit import Problem
+    t = pq.read_table(next((tiny / "target").glob("part-*.parquet")))
+    pq.write_table(t.append_column("weight", pa.array(["1"] * t.num_rows)), tmp_path / "s.parquet")
+    rc, _, err = run(capsys, "fit", "--base", tiny / "base", "--target", tmp_path / "s.parquet", "--out", tmp_path / "x")
+    assert rc == 2 and "column 'weight' has type string" in err and err.count("\n") == 1, err
+    pq.write_table(t.append_column("weight", pa.array([1e308] * t.num_rows)), tmp_path / "h.parquet")
+    pq.write_table(t, tmp_path / "u.parquet")
+    theta = torch.tensor([[0.7, 0.9, 0.335]], dtype=torch.float64)
+    for loss in ("swd", "chi2"):
+        huge = Problem([tiny / "base"], tmp_path / "h.parquet", "multiplicity,thrust", loss=loss).loss_and_grad(theta)
+        plain = Problem([tiny / "base"], tmp_path / "u.parquet", "multiplicity,thrust", loss=loss).loss_and_grad(theta)
+        assert torch.isfinite(huge.loss).all()
+        assert torch.allclose(huge.loss, plain.loss, rtol=1e-12) and torch.allclose(huge.grad, plain.grad, rtol=1e-12)

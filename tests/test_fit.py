@@ -116,7 +116,7 @@ def test_bad_input(pair, string_ds, tmp_path):
         Problem([pair[0].path], pair[1].path, "multiplicity,pt", loss="swd")
     problem = Problem([pair[0].path], pair[1].path, "multiplicity")
     with pytest.raises(ParameterError, match="do not cover this point"):
-        fit(problem, start=(0.1, 3.0, 0.2), progress=False)
+        fit(problem, start=(0.05, 2.0, 0.2), progress=False)
     with pytest.raises(ParameterError, match="params"):
         fit(problem, params="a,c", progress=False)
     with pytest.raises(DatasetError, match="no such dataset"):

@@ -150,10 +150,10 @@ def test_diagnostics_and_warnings(string_ds):
         d = fastrsa.diagnostics(batch, (0.72, 0.88, 0.335))[0]
     assert d.mean_weight == 1.0 and d.n_eff_frac == pytest.approx(1.0, rel=1e-14) and d.capped_trials == 0
     with pytest.warns(RuntimeWarning, match="N_eff/N"):
-        far = fastrsa.diagnostics(batch, (0.05, 3.0, 0.2))[0]
+        far = fastrsa.diagnostics(batch, (0.05, 2.0, 0.2))[0]     # the far corner of the model (b <= 2)
     assert far.n_eff_frac < 0.1
     with pytest.warns(RuntimeWarning, match="capped at zHead"):
-        capped = fastrsa.diagnostics(batch, (0.0, 0.1, 0.335))[0]
+        capped = fastrsa.diagnostics(batch, (0.0, 0.2, 0.335))[0]
     assert capped.capped_trials > 0
     # N_eff from log-weights equals the direct formula where that is safe.
     lw = fastrsa.lund_log_weights(batch, torch.tensor([0.68, 0.98, 0.335], dtype=torch.float64))
@@ -176,6 +176,9 @@ def test_bad_theta_types(string_ds):
     batch = string_ds.to_torch()
     with pytest.raises(ParameterError, match="dtype"):
         fastrsa.lund_log_weights(batch, torch.tensor([1, 1, 1]))
+    for half in (torch.float16, torch.bfloat16):      # would silently move the point (0.68 -> 0.6802)
+        with pytest.raises(ParameterError, match=f"dtype {half} cannot hold the point exactly"):
+            fastrsa.lund_log_weights(batch, torch.tensor([0.68, 0.98, 0.335], dtype=half))
     with pytest.raises(ParameterError, match="shape"):
         fastrsa.lund_log_weights(batch, torch.ones(4, dtype=torch.float64))
     with pytest.raises(ParameterError, match="torch tensor"):
@@ -193,3 +196,25 @@ def test_bad_records(string_ds, column, value, msg):
     with pytest.raises(DatasetError, match=msg):
         TrialBatch.from_arrays(string_ds.base, fv.offsets["trials"], arrs["z"], arrs["fprel"], arrs["mt2"],
                                fv["id_old"], fv["id_new"], fv.offsets["breaks"], fv["pt2"])
+
+
+def test_offsets_and_magnitudes_are_checked_before_any_kernel(string_ds):
+    """A break offset past the end used to crash the kernel (segfault), decreasing ones gave n_breaks < 0,
+    and one trial with mt2 = 1e300 made a NaN weight: each is now one error naming the event."""
+    fv = string_ds.flat(groups=("trials", "breaks"))
+    args = lambda **o: {**dict(trial_offsets=fv.offsets["trials"], z=fv["z"], fprel=fv["fprel"], mt2=fv["mt2"],  # noqa: E731
+                               id_old=fv["id_old"], id_new=fv["id_new"], break_offsets=fv.offsets["breaks"],
+                               pt2=fv["pt2"]), **o}
+    past = fv.offsets["breaks"].copy()
+    past[-1] += 1000
+    with pytest.raises(DatasetError, match=r"break offsets \(pt2\): offsets must .* end at the number of values"):
+        TrialBatch.from_arrays(string_ds.base, **args(break_offsets=past))
+    down = fv.offsets["breaks"].copy()
+    down[5] = down[7] + 3
+    with pytest.raises(DatasetError, match="non-decreasing"):
+        TrialBatch.from_arrays(string_ds.base, **args(break_offsets=down))
+    mt2 = np.array(fv["mt2"])
+    t = int(fv.offsets["trials"][3]) + 2                 # a trial of event 3
+    mt2[t] = 1e300
+    with pytest.raises(DatasetError, match=rf"mt2: trial {t} \(event 3\) has mt2 = 1e\+300"):
+        TrialBatch.from_arrays(string_ds.base, **args(mt2=mt2))

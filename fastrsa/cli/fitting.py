@@ -177,7 +177,17 @@ def _problem(args, observables=None):
                         args.seed, args.device, data=data)
 
 
+def _check_counts(args) -> None:
+    """Counts checked before anything is read or computed."""
+    for name in ("steps", "replicas", "projections", "validate_events", "iters", "grid"):
+        v = getattr(args, name, None)
+        low = {"replicas": 2, "projections": 1, "iters": 1, "grid": 2}.get(name, 0)
+        if v is not None and v < low:
+            raise ParameterError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
+
+
 def _cmd_fit(args) -> int:
+    _check_counts(args)
     if args.validate_events and not args.data:
         raise ParameterError("--validate-events: only with --data (a fit to measurements)")
     problem = _problem(args)
@@ -194,6 +204,7 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_landscape(args) -> int:
+    _check_counts(args)
     a_range = floats(args.a_range, 2, "--a-range")
     b_range = floats(args.b_range, 2, "--b-range")
     result = _read_result(args.result) if args.result else None
@@ -209,10 +220,7 @@ def _cmd_landscape(args) -> int:
 def _cmd_bootstrap(args) -> int:
     from ..fit import CHI2_95_2D, bootstrap, fit
     from ..plots import plot_ellipses
-    if args.iters < 1:
-        raise ParameterError(f"--iters {args.iters}: need at least 1 Levenberg-Marquardt iteration")
-    if args.replicas < 2:
-        raise ParameterError(f"--replicas {args.replicas}: need at least 2 for a covariance")
+    _check_counts(args)
     truth = floats(args.truth, 2, "--truth") if args.truth else None
     out = out_dir(args.out)
     sets = args.observables or [DEFAULT_OBSERVABLES]

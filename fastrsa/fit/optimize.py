@@ -152,6 +152,8 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
                              "a base point, or generate a base there")
     if steps < 0 or not lr > 0:
         raise ParameterError(f"steps = {steps}, lr = {lr}: need steps >= 0 and lr > 0")
+    if replicas < 2 and not problem.data:
+        raise ParameterError(f"replicas = {replicas}: the covariance needs at least 2 bootstrap replicas (e.g. 64)")
     x = torch.tensor(theta0[idx], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.AdamW([x], lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr / 20)

@@ -106,6 +106,8 @@ class Problem:
         else:
             self.target_obs = compute(self.target, self.names, classifiers)
             tw = self.target.weights
+            if tw is not None:      # every loss compares normalized distributions: scale so sums cannot overflow
+                tw = tw / tw.max()
             self.loss = build_loss(loss, self.names, self.all_sim, self.target_obs, tw, sum(self.sizes),
                                    len(self.target), n_projections, seed)
             # The target's event weights (1 unless the target has a 'weight' column), on the weights' device.

@@ -82,25 +82,37 @@ class TrialBatch:
         return cls(base, t(trial_offsets), t(z), t(mt2), t(c), t(lfb), t(lfB), t(table), t(n_br), t(s_pt2))
 
 
+MAX_MT2 = 1e10      # [GeV^2] no hadron of a string below 100 TeV has a larger transverse mass squared
+MAX_PT2 = 1e6       # dimensionless Gaussian pT^2 (a 1000-sigma break: not from Pythia)
+
+
+def _check_offsets(name: str, off, n_values: int, n_events: int | None) -> None:
+    if n_events is not None and len(off) - 1 != n_events:
+        raise DatasetError(f"{name}: {len(off) - 1} events of offsets but {n_events} events of trials")
+    if len(off) == 0 or off[0] != 0 or off[-1] != n_values or np.any(np.diff(off) < 0):
+        raise DatasetError(f"{name}: offsets must start at 0, be non-decreasing and end at the number of "
+                           f"values ({n_values}); the records are corrupt")
+
+
 def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2) -> None:
-    n = len(off) - 1
-    if len(boff) - 1 != n:
-        raise DatasetError(f"pt2: {len(boff) - 1} events of pT records but {n} events of trials")
-    if off[0] != 0 or off[-1] != len(z) or np.any(np.diff(off) < 0):
-        raise DatasetError("offsets: trial offsets must start at 0, be non-decreasing and end at len(z)")
+    """Every array checked before a kernel reads it; a bad value names its event and the fix."""
+    _check_offsets("offsets (trials)", off, len(z), None)
+    _check_offsets("break offsets (pt2)", boff, len(pt2), len(off) - 1)
     for name, arr in (("fprel", fprel), ("mt2", mt2), ("id_old", id_old), ("id_new", id_new)):
         if len(arr) != len(z):
             raise DatasetError(f"{name}: {len(arr)} entries but z has {len(z)}")
-    bad = ~((z > 0) & (z < 1))      # also catches NaN
-    if bad.any():
-        raise DatasetError(f"z: trial {int(np.argmax(bad))} has z = {z[bad][0]!r}, outside (0, 1); the "
-                           "records are corrupt")
-    bad = ~(np.isfinite(fprel) & (fprel > 0))
-    if bad.any():
-        raise DatasetError(f"fprel: trial {int(np.argmax(bad))} has fprel = {fprel[bad][0]!r}; must be > 0")
-    bad = ~(np.isfinite(mt2) & (mt2 != 0))
-    if bad.any():
-        raise DatasetError(f"mt2: trial {int(np.argmax(bad))} has mt2 = {mt2[bad][0]!r}; must be finite, != 0")
-    bad = ~(np.isfinite(pt2) & (pt2 >= 0))
-    if bad.any():
-        raise DatasetError(f"pt2: record {int(np.argmax(bad))} has pt2 = {pt2[bad][0]!r}; must be >= 0")
+
+    def where(bad, offsets, unit):
+        k = int(np.argmax(bad))
+        return f"{unit} {k} (event {int(np.searchsorted(offsets, k, side='right')) - 1})"
+
+    checks = [("z", z, (z > 0) & (z < 1), "outside (0, 1)", off, "trial"),
+              ("fprel", fprel, np.isfinite(fprel) & (fprel > 0), "must be > 0", off, "trial"),
+              ("mt2", mt2, np.isfinite(mt2) & (mt2 != 0) & (np.abs(mt2) < MAX_MT2),
+               f"must be finite, != 0 and |mt2| < {MAX_MT2:g} GeV^2", off, "trial"),
+              ("pt2", pt2, np.isfinite(pt2) & (pt2 >= 0) & (pt2 < MAX_PT2), f"must be in [0, {MAX_PT2:g})", boff,
+               "record")]
+    for name, arr, ok, rule, offsets, unit in checks:      # (a NaN fails every comparison)
+        if not ok.all():
+            raise DatasetError(f"{name}: {where(~ok, offsets, unit)} has {name} = {float(arr[~ok][0])!r}; {rule}; the "
+                               "records are corrupt (regenerate the shard)")

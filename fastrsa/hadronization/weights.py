@@ -22,8 +22,9 @@ def check_theta(theta: torch.Tensor, batch: TrialBatch) -> None:
     cols = ", ".join(KERNEL_COLUMNS)
     if not isinstance(theta, torch.Tensor):
         raise ParameterError(f"theta: must be a torch tensor of shape [{NP}] or [K, {NP}] (columns {cols})")
-    if not theta.is_floating_point():
-        raise ParameterError(f"theta: dtype {theta.dtype} is not floating point; use torch.float64")
+    if not theta.is_floating_point() or theta.dtype in (torch.float16, torch.bfloat16):
+        # Half precision would silently move the point (0.68 is 0.6802 in float16): refused, not rounded.
+        raise ParameterError(f"theta: dtype {theta.dtype} cannot hold the point exactly; use torch.float64")
     if theta.device != batch.device:
         raise ParameterError(f"theta: on {theta.device} but the batch is on {batch.device}; move one of them")
     if theta.dim() not in (1, 2) or theta.shape[-1] != NP:

@@ -101,8 +101,12 @@ def load_hadrons(path) -> HadronSample:
         arrays[name] = np.asarray(arr.values.to_numpy(zero_copy_only=False)[off[0]:off[-1]])
     weights = None
     if "weight" in table.column_names:
-        weights = table.column("weight").to_numpy().astype(np.float64)
-        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+        col = table.column("weight")
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise DatasetError(f"{p}: column 'weight' has type {col.type}; it must hold numbers (float64), one "
+                               "per event")
+        weights = col.to_numpy().astype(np.float64)
+        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.max() > 0):
             raise DatasetError(f"{p}: column 'weight' must be finite, >= 0 and not all zero")
     for name in ("px", "py", "pz", "e"):
         if not np.all(np.isfinite(arrays[name])):

@@ -20,6 +20,7 @@ def _plt():
 
 
 def _save(fig, stem: Path) -> list[str]:
+    Path(stem).parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in ("png", "pdf"):
         p = Path(f"{stem}.{ext}")

@@ -184,3 +184,28 @@ def test_target_weights_are_numbers_and_may_be_huge(tiny, tmp_path, capsys):
         plain = Problem([tiny / "base"], tmp_path / "u.parquet", "multiplicity,thrust", loss=loss).loss_and_grad(theta)
         assert torch.isfinite(huge.loss).all()
         assert torch.allclose(huge.loss, plain.loss, rtol=1e-12) and torch.allclose(huge.grad, plain.grad, rtol=1e-12)
+
+
+def test_out_with_older_results_is_refused_or_replaced_whole(tiny, tmp_path, capsys):
+    args = ["fit", "--base", tiny / "base", "--target", tiny / "target", "--steps", 2, "--replicas", 4,
+            "--out", tmp_path / "f", "--quiet"]
+    assert run(capsys, *args)[0] == 0
+    assert (tmp_path / "f" / "observables.png").exists()
+    rc, out, err = run(capsys, *args, "--no-plots")
+    assert rc == 2 and "holds results of an earlier 'fit' (ellipse.pdf, ellipse.png, observables.pdf, ...)" in err
+    rc, out, err = run(capsys, *args, "--no-plots", "--overwrite")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["result.json"]    # no stale figure left
+
+
+def test_interrupt_leaves_no_empty_output_and_says_so(tiny, tmp_path, capsys, monkeypatch):
+    import fastrsa.fit as fit_pkg
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fit_pkg, "bootstrap", interrupted)
+    monkeypatch.setattr(fit_pkg, "fit", interrupted)
+    rc, out, err = run(capsys, "bootstrap", "--base", tiny / "base", "--target", tiny / "target",
+                       "--out", tmp_path / "bs", "--quiet")
+    assert rc == 130 and err.strip() == "fastrsa bootstrap: interrupted"
+    assert not (tmp_path / "bs").exists()

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         print(f"fastrsa {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"fastrsa {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"fastrsa {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..store.layout import LEGACY_MANIFEST, MANIFEST
 from ..store.writer import atomic_write_bytes
 
 
@@ -40,15 +42,49 @@ def floats(text: str, n: int, what: str) -> list[float]:
 
 
 def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(obj, indent=1, default=float) + "\n").encode())
 
 
-def out_dir(path) -> Path:
+# What each command writes into --out (glob patterns); older files of these names are its stale results.
+OUTPUTS = {
+    "fit": ("result.json", "observables.*", "ellipse.*", "data_*.png", "data_*.pdf", "profile_*.png",
+            "profile_*.pdf", "validation/"),
+    "landscape": ("landscape.json", "landscape.png", "landscape.pdf", "diagnostics.png", "diagnostics.pdf"),
+    "bootstrap": ("bootstrap.json", "bootstrap_ellipses.*"),
+}
+OUTPUTS["demo"] = OUTPUTS["fit"] + OUTPUTS["landscape"] + ("demo.json", "lep.json")
+# (A pattern ending in '/' is a dataset the command generated, e.g. events at the fitted point.)
+
+
+def out_dir(path, command: str, overwrite: bool = False) -> Path:
+    """Check --out for `command` before any work: refuse a file, and refuse a directory that holds this
+    command's results of an earlier run unless `overwrite`, which removes them all (stale figures too).
+    The directory itself is created by the first file written, so an interrupted command leaves none."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    old = []
+    if out.is_dir():
+        for pat in OUTPUTS[command]:
+            if pat.endswith("/"):
+                d = out / pat[:-1]
+                old += [d] if (d / MANIFEST).exists() or (d / LEGACY_MANIFEST).exists() else []
+            else:
+                old += [f for f in out.glob(pat) if f.is_file()]
+    old = sorted(set(old))
+    if old and not overwrite:
+        names = ", ".join(f.name for f in old[:3]) + (", ..." if len(old) > 3 else "")
+        raise ParameterError(f"--out {out}: holds results of an earlier '{command}' ({names}); pass --overwrite "
+                             "to replace them, or choose another directory")
+    for f in old:
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
     return out
+
+
+def add_overwrite(p) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace this command's results of an earlier run in --out (they are removed first)")
 
 
 def add_quiet(p) -> None:

@@ -19,7 +19,7 @@ def run_demo(out, events=20000, jobs=2, steps=80, lr=0.01, replicas=64, projecti
     from ..params import PAPER_BASE, PYTHIA_DEFAULT
     from ..store.hadrons import load_hadrons
     t0 = time.time()
-    out = out_dir(out)
+    out = out_dir(out, "demo", overwrite=True)     # the demo replaces its own results (datasets resume)
     truth = (PYTHIA_DEFAULT["a"], PYTHIA_DEFAULT["b"])
     say = lambda s: print(s, flush=True)  # noqa: E731
     say(f"[1/5] base sample at (a, b) = ({PAPER_BASE['a']}, {PAPER_BASE['b']}) and pseudo-data at Pythia's "
@@ -75,7 +75,7 @@ def run_lep_demo(out, events=20000, jobs=2, steps=60, lr=0.01, seed=1, device="c
     from ..generation import generate
     from ..params import PYTHIA_DEFAULT
     t0 = time.time()
-    out = out_dir(out)
+    out = out_dir(out, "demo", overwrite=True)
     say = lambda s: print(s, flush=True)  # noqa: E731
     base_point = (PYTHIA_DEFAULT["a"], PYTHIA_DEFAULT["b"] * 0.9, PYTHIA_DEFAULT["sigma"])
     say(f"[1/3] base sample: e+e- -> hadrons at 91.2 GeV, {events} events at (a, b, sigma) = {base_point} "
@@ -120,7 +120,8 @@ def register(sub) -> None:
     d.add_argument("--lep", action="store_true",
                    help="the LEP demo instead: e+e- at 91.2 GeV, fit a, b, sigma to the shipped ALEPH measurements "
                         "(docs/lep.md); --out defaults to fastrsa-lep")
-    d.add_argument("--out", default="fastrsa-demo", metavar="DIR", help="output directory")
+    d.add_argument("--out", default="fastrsa-demo", metavar="DIR",
+                   help="output directory (a rerun replaces its results; its datasets are reused)")
     d.add_argument("--events", type=int, default=20000, help="events per sample")
     d.add_argument("--jobs", type=int, default=2, help="generation processes")
     d.add_argument("--steps", type=int, default=80, help="optimizer (AdamW) steps")

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..losses import LOSSES
 from ..params import SPACE
-from .common import add_command, add_quiet, floats, out_dir, write_json
+from .common import add_command, add_overwrite, add_quiet, floats, out_dir, write_json
 
 DEFAULT_OBSERVABLES = "multiplicity,shapes"
 
@@ -190,8 +190,8 @@ def _cmd_fit(args) -> int:
     _check_counts(args)
     if args.validate_events and not args.data:
         raise ParameterError("--validate-events: only with --data (a fit to measurements)")
+    out = out_dir(args.out, "fit", args.overwrite)
     problem = _problem(args)
-    out = out_dir(args.out)
     result = run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
                      lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
                      progress=not args.quiet, plots=not args.no_plots and not problem.data)
@@ -211,8 +211,9 @@ def _cmd_landscape(args) -> int:
     truth = floats(args.truth, 2, "--truth") if args.truth else None
     if args.grid < 2:
         raise ParameterError(f"--grid {args.grid}: need at least 2 points per axis")
+    out = out_dir(args.out, "landscape", args.overwrite)
     problem = _problem(args)
-    run_landscape(problem, out_dir(args.out), a_range=a_range, b_range=b_range, grid=args.grid, sigma=args.sigma,
+    run_landscape(problem, out, a_range=a_range, b_range=b_range, grid=args.grid, sigma=args.sigma,
                   result=result, truth=truth, progress=not args.quiet, plots=not args.no_plots)
     return 0
 
@@ -222,7 +223,7 @@ def _cmd_bootstrap(args) -> int:
     from ..plots import plot_ellipses
     _check_counts(args)
     truth = floats(args.truth, 2, "--truth") if args.truth else None
-    out = out_dir(args.out)
+    out = out_dir(args.out, "bootstrap", args.overwrite)
     sets = args.observables or [DEFAULT_OBSERVABLES]
     results, ellipses, points = [], {}, {}
     for obs in sets:
@@ -307,6 +308,7 @@ def register(sub) -> None:
                    help="with --data: also generate N events directly at the fitted point and report their chi2")
     f.add_argument("--jobs", type=int, default=1, help="generation processes for --validate-events")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
+    add_overwrite(f)
     f.set_defaults(func=_cmd_fit)
 
     land = add_command(sub, "landscape", "loss, gradient, mean weight and N_eff/N on an (a, b) grid",
@@ -319,6 +321,7 @@ def register(sub) -> None:
     land.add_argument("--result", default=None, metavar="JSON", help="a fit's result.json: draw its path and ellipses")
     land.add_argument("--truth", default=None, metavar="A,B", help="a point to mark (e.g. the pseudo-data's)")
     land.add_argument("--out", required=True, metavar="DIR", help="directory for landscape.json and figures")
+    add_overwrite(land)
     land.set_defaults(func=_cmd_landscape)
 
     bs = add_command(sub, "bootstrap", "confidence ellipses from refitted bootstrap replicas",
@@ -331,4 +334,5 @@ def register(sub) -> None:
     bs.add_argument("--iters", type=int, default=15, help="Levenberg-Marquardt iterations per replica")
     bs.add_argument("--truth", default=None, metavar="A,B", help="a point to mark")
     bs.add_argument("--out", required=True, metavar="DIR", help="directory for bootstrap.json and figures")
+    add_overwrite(bs)
     bs.set_defaults(func=_cmd_bootstrap)

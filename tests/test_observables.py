@@ -97,3 +97,22 @@ def test_weighted_target_file(tmp_path):
     h = load_hadrons(tmp_path / "data.parquet")
     assert len(h) == 2 and h.e_cm == 91.2 and list(h.weights) == [0.5, 2.0]
     assert list(compute(h, ["charged_multiplicity"])["charged_multiplicity"].values) == [2, 0]
+
+
+def test_a_classifier_file_is_checked_before_anything_is_allocated(tmp_path):
+    """A file claiming hidden = 12000 used to allocate 1.4 GB before failing; one missing 'info' or 'setup'
+    failed with a KeyError. Each is now one clear line naming the field."""
+    import torch
+
+    from fastrsa.observables.classifier import DeepSets, load_classifier
+    good = {"state": DeepSets(4).state_dict(), "hidden": 4, "info": {"setup": {"name": "string", "energy": 50.0}}}
+    torch.save(good, tmp_path / "ok.pt")
+    assert load_classifier(tmp_path / "ok.pt").model.hidden == 4
+    cases = {"huge": ({**good, "hidden": 12000}, "hidden = 12000; must be an integer in"),
+             "noinfo": ({k: v for k, v in good.items() if k != "info"}, r"lacks \['info'\]"),
+             "nosetup": ({**good, "info": {"epochs": 3}}, "no 'setup'"),
+             "shapes": ({**good, "hidden": 8}, "do not fit a DeepSets of width 8")}
+    for name, (doc, msg) in cases.items():
+        torch.save(doc, tmp_path / f"{name}.pt")
+        with pytest.raises(ParameterError, match=msg):
+            load_classifier(tmp_path / f"{name}.pt")

@@ -78,18 +78,37 @@ class Classifier:
         atomic_write_bytes(Path(path), buf.getvalue())
 
 
+MAX_HIDDEN = 4096     # wider than any classifier fastrsa trains; checked before anything is allocated
+
+
 def load_classifier(path) -> Classifier:
+    """A classifier saved by `fastrsa classifier`. Everything in the file is checked (keys, width, tensor
+    shapes against that width, the setup it was trained on) before the model is built."""
     p = Path(path)
     if not p.is_file():
         raise ParameterError(f"classifier: {p} does not exist; train one with "
                              f"'fastrsa classifier --base BASE --target TARGET --out {p}'")
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
-        model = DeepSets(d["hidden"])
-        model.load_state_dict(d["state"])
     except Exception as exc:  # noqa: BLE001 - any failure means: not our file
-        raise ParameterError(f"classifier: {p} is not a fastrsa classifier ({exc})") from None
-    return Classifier(model, d["info"])
+        raise ParameterError(f"classifier: {p} is not a fastrsa classifier ({type(exc).__name__})") from None
+    fix = "retrain it with 'fastrsa classifier'"
+    if not isinstance(d, dict) or not {"state", "hidden", "info"} <= set(d):
+        raise ParameterError(f"classifier: {p} lacks {sorted({'state', 'hidden', 'info'} - set(d or {}))}; {fix}")
+    hidden, info, state = d["hidden"], d["info"], d["state"]
+    if not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
+        raise ParameterError(f"classifier: {p} has hidden = {hidden!r}; must be an integer in [1, {MAX_HIDDEN}]; {fix}")
+    setup = info.get("setup") if isinstance(info, dict) else None
+    if not isinstance(setup, dict) or not {"name", "energy"} <= set(setup):
+        raise ParameterError(f"classifier: {p} has no 'setup' (name, energy) in its info; {fix}")
+    with torch.device("meta"):          # shapes only: nothing is allocated
+        expected = {k: tuple(v.shape) for k, v in DeepSets(hidden).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    if got != expected:
+        raise ParameterError(f"classifier: {p} holds tensors that do not fit a DeepSets of width {hidden}; {fix}")
+    model = DeepSets(hidden)
+    model.load_state_dict(state)
+    return Classifier(model, info)
 
 
 def _gather(offsets: np.ndarray, events: np.ndarray):

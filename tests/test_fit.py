@@ -180,6 +180,8 @@ def test_the_fitted_point_survives_its_covariance_step(pair_tiny, monkeypatch):
     assert np.all(np.isfinite(H))
     H_inside = hessian(problem, [0.0, 0.9, 0.335], ["b"])
     assert H[1, 1] == pytest.approx(H_inside[0, 0], rel=1e-12)
+    g = problem.loss_and_grad(torch.tensor([[1e-3, 0.9, 0.335], [0.0, 0.9, 0.335]], dtype=torch.float64)).grad
+    assert H[0, 0] == pytest.approx(float(g[0, 0] - g[1, 0]) / 1e-3, rel=1e-9)      # forward difference, step h
     import fastrsa.fit.optimize as opt
 
     def broken(*a, **k):

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..hadronization.diagnostics import summarize_log_weights
 from ..params import SPACE
 from .problem import Problem
 from .uncertainty import covariance
@@ -30,6 +29,7 @@ class FitResult:
     warnings: list = field(default_factory=list)
     diagnostics: dict = field(default_factory=dict)
     interrupted: bool = False
+    names: tuple = SPACE.names     # the problem's parameter names, theta's columns
 
     def errors(self) -> dict:
         c = np.asarray(self.cov)
@@ -50,8 +50,7 @@ class FitResult:
         parameters' own size) or the Hessian has no positive curvature along it. Sorted best first."""
         if not np.all(np.isfinite(np.asarray(self.cov))):
             return []
-        idx = SPACE.indices(self.free)
-        th = np.array([self.theta[i] for i in idx])
+        th = np.array([self.theta[self.names.index(n)] for n in self.free])
         scale = np.where(np.abs(th) > 0, np.abs(th), 1.0)
         C = np.asarray(self.cov) / np.outer(scale, scale)
         H = np.asarray(self.hessian) * np.outer(scale, scale)
@@ -67,7 +66,7 @@ class FitResult:
         return sorted(out, key=lambda d: (not d["constrained"], d["error"]))
 
     def to_dict(self) -> dict:
-        d = {n: v for n, v in zip(SPACE.names, self.theta)}
+        d = {n: v for n, v in zip(self.names, self.theta)}
         d.update(free=self.free, errors=_json_numbers(self.errors()), cov=_json_numbers(self.cov),
                  correlation=_json_numbers(self.correlation()), loss=self.loss,
                  hessian=_json_numbers(self.hessian), diagnostics=self.diagnostics,
@@ -81,10 +80,10 @@ class FitResult:
         dirs = self.directions()
         flat = [d for d in dirs if not d["constrained"]]
         if flat or not dirs:      # errors on single parameters would be meaningless along a flat valley
-            parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f}" for n in self.free]
+            parts = [f"{n} = {self.theta[self.names.index(n)]:.4f}" for n in self.free]
         else:
-            parts = [f"{n} = {self.theta[SPACE.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
-        fixed = [f"{n} = {self.theta[i]:.4f} (fixed)" for i, n in enumerate(SPACE.names) if n not in self.free]
+            parts = [f"{n} = {self.theta[self.names.index(n)]:.4f} +- {err[n]:.4f}" for n in self.free]
+        fixed = [f"{n} = {self.theta[i]:.4f} (fixed)" for i, n in enumerate(self.names) if n not in self.free]
         lines = ["fit: " + ", ".join(parts + fixed)]
         rho = self.correlation()
         if flat:
@@ -114,20 +113,6 @@ def _json_numbers(x):
     return x
 
 
-def _diag_at(problem: Problem, theta) -> dict:
-    with torch.no_grad():
-        lws = problem.log_weights(problem.as_points(theta))
-    per_base = []
-    for lw, n in zip(lws, problem.sizes):
-        mean, err, n_eff = summarize_log_weights(lw[0])
-        per_base.append({"mean_weight": mean, "mean_weight_err": err, "n_eff_frac": n_eff / n})
-    _, alpha, neff = problem.mixture(lws)
-    best = int(torch.argmax(alpha[0]))
-    return {"mean_weight": per_base[best]["mean_weight"], "mean_weight_err": per_base[best]["mean_weight_err"],
-            "n_eff_frac": float(neff[0, best]), "per_base": per_base, "alpha": alpha[0].tolist(),
-            "best_base": best}
-
-
 def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float = 0.01, redraw: bool = False,
         min_neff: float = 0.01, warn_neff: float = 0.1, replicas: int = 64, seed: int = 0,
         progress: bool = True, stream=None) -> FitResult:
@@ -139,13 +124,14 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
     sandwich covariance (see `covariance`) and the history of theta, loss, mean weight and N_eff/N.
     """
     stream = stream or sys.stderr
-    free = SPACE.parse_names(params)
-    idx = SPACE.indices(free)
+    space = problem.space
+    free = space.parse_names(params)
+    idx = space.indices(free)
     theta0 = np.array(problem.base_points[0] if start is None else start, np.float64)
-    if theta0.shape != (len(SPACE),):
-        raise ParameterError(f"start: {start!r}; give ({', '.join(SPACE.names)})")
-    SPACE.check(theta0, where="start")
-    d0 = _diag_at(problem, theta0)
+    if theta0.shape != (len(space),):
+        raise ParameterError(f"start: {start!r}; give ({', '.join(space.names)})")
+    space.check(theta0, where="start")
+    d0 = problem.diagnostics_at(theta0)
     if d0["n_eff_frac"] < min_neff:
         raise ParameterError(f"start (a, b, sigma) = {tuple(theta0)}: N_eff/N = {d0['n_eff_frac']:.2g} < "
                              f"{min_neff} for every base; the bases do not cover this point. Start at or near "
@@ -188,7 +174,7 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
             opt.step()
             sched.step()
             with torch.no_grad():
-                x.copy_(SPACE.clamp(x, free))
+                x.copy_(space.clamp(x, free))
     except KeyboardInterrupt:
         interrupted = True
         res_warn.append(f"interrupted after {len(history)} steps; the result is the last point reached")
@@ -202,7 +188,7 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
         interrupted = interrupted or isinstance(exc, KeyboardInterrupt)
         res_warn.append(f"no covariance ({why}); the fitted point is kept")
-    diag = _diag_at(problem, theta)
+    diag = problem.diagnostics_at(theta)
     if diag["n_eff_frac"] < warn_neff and not warned:
         res_warn.append(f"N_eff/N = {diag['n_eff_frac']:.3f} at the fitted point: the bases barely cover it")
     if np.all(np.isfinite(H)) and np.any(np.linalg.eigvalsh(H) <= 0):
@@ -210,4 +196,5 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
                         "(more steps, or a smaller --lr), or a combination the observables do not constrain "
                         "(see the flat combinations)")
     return FitResult(theta=theta, free=free, loss=history[-1]["loss"], cov=cov.tolist(), hessian=H.tolist(),
-                     history=history, warnings=res_warn, diagnostics=diag, interrupted=interrupted)
+                     history=history, warnings=res_warn, diagnostics=diag, interrupted=interrupted,
+                     names=space.names)

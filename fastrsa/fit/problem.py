@@ -20,7 +20,8 @@ import torch
 from ..errors import DatasetError, ParameterError
 from ..hadronization.batch import TrialBatch
 from ..hadronization.dispatch import BACKENDS, resolve_device
-from ..hadronization.weights import lund_log_weights
+from ..hadronization.diagnostics import summarize_log_weights
+from ..hadronization.weights import log_weights_and_jacobian, lund_log_weights
 from ..losses import LOSSES, build_loss, check_loss
 from ..observables import Observable, compute, expand_names
 from ..params import SPACE
@@ -69,6 +70,7 @@ class Problem:
             raise ParameterError("base: give at least one base dataset")
         if (target is None) == (not data):
             raise ParameterError("target: give either a target sample (--target) or measurements (--data)")
+        self.space = SPACE
         self.data = [d if isinstance(d, DataTarget) else parse_data(d) for d in (data or [])]
         if self.data:
             observables, loss = [d.observable for d in self.data], "data-chi2"
@@ -154,7 +156,7 @@ class Problem:
 
     def as_points(self, theta) -> torch.Tensor:
         """theta as a float64 [K, P] tensor on the problem's device."""
-        return torch.as_tensor(theta, dtype=torch.float64, device=self.device).reshape(-1, len(SPACE))
+        return torch.as_tensor(theta, dtype=torch.float64, device=self.device).reshape(-1, len(self.space))
 
     def evaluate(self, theta: torch.Tensor, base_mult=None, target_mult=None):
         """Loss [K] at theta [K, P] (differentiable), plus alpha and N_eff/N per base."""
@@ -193,6 +195,38 @@ class Problem:
         with torch.no_grad():
             p, _, _ = self.mixture(self.log_weights(self.as_points(theta)))
         return p[0].cpu().numpy()
+
+    def diagnostics_at(self, theta) -> dict:
+        """Mean weight (and its error) and N_eff/N of each base at one point; the best-covering base's too."""
+        with torch.no_grad():
+            lws = self.log_weights(self.as_points(theta))
+        per_base = []
+        for lw, n in zip(lws, self.sizes):
+            mean, err, n_eff = summarize_log_weights(lw[0])
+            per_base.append({"mean_weight": mean, "mean_weight_err": err, "n_eff_frac": n_eff / n})
+        _, alpha, neff = self.mixture(lws)
+        best = int(torch.argmax(alpha[0]))
+        return {"mean_weight": per_base[best]["mean_weight"], "mean_weight_err": per_base[best]["mean_weight_err"],
+                "n_eff_frac": float(neff[0, best]), "per_base": per_base, "alpha": alpha[0].tolist(),
+                "best_base": best}
+
+    def replica_gradients(self, theta, idx: list, replicas: int, seed: int, chunk: int = 8) -> np.ndarray:
+        """The loss gradient [replicas, len(idx)] in theta's columns idx under bootstrap replicas (Poisson(1)
+        multiplicities of base and target events), all at theta. log w is linearized at theta with the
+        kernel's exact Jacobian, which gives each replica's exact gradient there from one kernel pass."""
+        th = self.as_points(theta)
+        lin = [log_weights_and_jacobian(b, th[:, LUND_COLUMNS], self.backend) for b in self.batches]
+        bm, tm = self.poisson_multiplicities(replicas, seed)
+        grads = []
+        for s in range(0, replicas, chunk):
+            n = min(chunk, replicas - s)
+            phi = th.repeat(n, 1).requires_grad_(True)
+            lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, LUND_COLUMNS], jac[0]) for lw, jac in lin]
+            p, _, _ = self.mixture(lws, [m[s:s + n] for m in bm])
+            q = None if tm is None else self.target_weights * tm[s:s + n]
+            self.loss(p, q).sum().backward()
+            grads.append(phi.grad.detach().cpu().numpy()[:, idx])
+        return np.concatenate(grads)
 
     def poisson_multiplicities(self, n: int, seed: int):
         """Bootstrap replicas as Poisson(1) multiplicities of base and target events ([n, N] each):

@@ -50,8 +50,9 @@ def profile(problem: Problem, result, direction: dict | None = None, n: int = 21
     t in [-span, span] (default: 3 errors of the combination, at most 0.5); at each point the other free
     directions are re-minimized with `newton` Newton steps in that subspace (the fit's Hessian, exact
     gradients), all points together in one batch per step. Returns t, theta, loss and N_eff/N per point."""
+    space = problem.space
     free = result.free
-    idx = SPACE.indices(free)
+    idx = space.indices(free)
     direction = direction or result.directions()[-1]
     scales = np.array([direction["scales"][f] for f in free])
     v = np.array([direction["coefficients"][f] for f in free]) * scales          # physical units
@@ -68,10 +69,10 @@ def profile(problem: Problem, result, direction: dict | None = None, n: int = 21
     if others.shape[1]:
         Hs = others.T @ H @ others
         for _ in range(newton):
-            g = problem.loss_and_grad(SPACE.clamp(th, SPACE.names).to(problem.device)).grad.cpu().numpy()[:, idx]
+            g = problem.loss_and_grad(space.clamp(th, space.names).to(problem.device)).grad.cpu().numpy()[:, idx]
             step = -np.linalg.solve(Hs, (g @ others).T).T @ others.T
             th[:, idx] += torch.from_numpy(step)
-    th = SPACE.clamp(th, SPACE.names)
+    th = space.clamp(th, space.names)
     ev = problem.loss_and_grad(th.to(problem.device))
     best = torch.argmax(ev.alpha, -1)[:, None]
     return {"t": t.tolist(), "theta": th.tolist(), "loss": ev.loss.cpu().tolist(),

@@ -10,9 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..hadronization.weights import log_weights_and_jacobian
-from ..params import SPACE
-from .problem import LUND_COLUMNS, Problem
+from .problem import Problem
 
 CHI2_95_2D = 5.991464547107979     # chi2 quantiles for 2 degrees of freedom (ellipses in a, b)
 CHI2_68_2D = 2.295748928898636
@@ -22,44 +20,31 @@ def hessian(problem: Problem, theta, free: list[str], steps=None) -> np.ndarray:
     """Hessian of the loss in the free parameters at theta: central differences of the analytic
     (autodiff) gradient, all 2d displaced points in one batched pass. Default steps are 1% of each
     parameter: wide enough to average over the kinks that sorting-based losses have in finite samples."""
-    idx = SPACE.indices(free)
+    space = problem.space
+    idx = space.indices(free)
     th = torch.as_tensor(theta, dtype=torch.float64)
     h = np.array([0.01 * abs(float(th[i])) or 1e-3 for i in idx]) if steps is None else np.asarray(steps)
     pts = th.repeat(2 * len(idx), 1)
     width = np.empty(len(idx))
     for j, (i, name) in enumerate(zip(idx, free)):
         # At a bound of the domain the difference is one-sided (it never evaluates outside the model).
-        up = float(th[i]) + h[j] if SPACE[name].contains(float(th[i]) + h[j]) else float(th[i])
-        down = float(th[i]) - h[j] if SPACE[name].contains(float(th[i]) - h[j]) else float(th[i])
+        up = float(th[i]) + h[j] if space[name].contains(float(th[i]) + h[j]) else float(th[i])
+        down = float(th[i]) - h[j] if space[name].contains(float(th[i]) - h[j]) else float(th[i])
         if up == down:
             raise ParameterError(f"hessian: no room for a step of {h[j]:g} in {name} at {float(th[i]):g} inside "
-                                 f"the model ({SPACE[name].domain()})")
-        pts[2 * j, i], pts[2 * j + 1, i], width[j] = up, down, up - down
+                                 f"the model ({space[name].domain()})")
+        pts[2 * j, i], pts[2 * j + 1, i] = up, down
+        width[j] = h[j] * (int(up != float(th[i])) + int(down != float(th[i])))      # 2h central, h one-sided
     g = problem.loss_and_grad(pts.to(problem.device)).grad.cpu().numpy()[:, idx]
     H = np.stack([(g[2 * j] - g[2 * j + 1]) / width[j] for j in range(len(idx))])
     return 0.5 * (H + H.T)
 
 
-def gradient_covariance(problem: Problem, theta, free: list[str], replicas: int = 64, seed: int = 0,
-                        chunk: int = 8) -> np.ndarray:
-    """Covariance of the loss gradient under bootstrap replicas (Poisson(1) multiplicities of base and
-    target events), all at theta. log w is linearized at theta with the kernel's exact Jacobian, which
-    gives each replica's exact gradient there from one kernel pass."""
-    idx = SPACE.indices(free)
-    th = problem.as_points(theta)
-    lund = th[:, LUND_COLUMNS]
-    lin = [log_weights_and_jacobian(b, lund, problem.backend) for b in problem.batches]
-    bm, tm = problem.poisson_multiplicities(replicas, seed)
-    grads = []
-    for s in range(0, replicas, chunk):
-        n = min(chunk, replicas - s)
-        phi = th.repeat(n, 1).requires_grad_(True)
-        lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, LUND_COLUMNS], jac[0]) for lw, jac in lin]
-        p, _, _ = problem.mixture(lws, [m[s:s + n] for m in bm])
-        q = None if tm is None else problem.target_weights * tm[s:s + n]
-        problem.loss(p, q).sum().backward()
-        grads.append(phi.grad.detach().cpu().numpy()[:, idx])
-    return np.cov(np.concatenate(grads), rowvar=False).reshape(len(idx), len(idx))
+def gradient_covariance(problem: Problem, theta, free: list[str], replicas: int = 64, seed: int = 0) -> np.ndarray:
+    """Covariance of the loss gradient in the free parameters under bootstrap replicas of the problem's
+    events, all at theta (see Problem.replica_gradients)."""
+    g = problem.replica_gradients(theta, problem.space.indices(free), replicas, seed)
+    return np.cov(g, rowvar=False).reshape(len(free), len(free))
 
 
 def covariance(problem: Problem, theta, free: list[str], replicas: int = 64, seed: int = 0):
@@ -107,8 +92,9 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     rises), which stays stable along a flat valley where a plain Newton step would overshoot.
     Returns the replicas' points, their mean and covariance, and how many converged."""
     stream = stream or sys.stderr
-    free = SPACE.parse_names(params)
-    idx = SPACE.indices(free)
+    space = problem.space
+    free = space.parse_names(params)
+    idx = space.indices(free)
     if replicas < 2:
         raise ParameterError(f"replicas = {replicas}; need at least 2 for a covariance")
     if iters < 1:
@@ -131,7 +117,7 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
         step = np.stack([-np.linalg.solve(H + lam[r] * D, gi[r]) for r in range(replicas)])
         trial = th.clone()
         trial[:, idx] += torch.from_numpy(step)
-        trial = SPACE.clamp(trial, SPACE.names)
+        trial = space.clamp(trial, space.names)
         tl, tg = problem.loss_and_grad(trial.to(problem.device), bm, tm)[:2]
         better = (tl <= loss).cpu().numpy()
         th[better], loss[better], g[better] = trial[better], tl[better].to(loss.device), tg.cpu()[better]

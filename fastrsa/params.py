@@ -176,6 +176,13 @@ SPACE = ParameterSpace([
 ])
 PARAMS = SPACE.names        # the fit parameters' names, in theta's column order
 
+# The shower's scale: Lambda sets the running coupling and the cut-off of the Discrete-QCD cascade
+# (fastrsa.shower). Its events move with it (Taylor coefficients) instead of being reweighted.
+SHOWER_SPACE = ParameterSpace([
+    Parameter("lambda", "DQCD:Lambda", "GeV", 0.05, False, 0.05, 0.4, "lam", "shower", 0,
+              "QCD scale of the shower: running coupling and cut-off", upper=2.0, typical="0.2-0.6"),
+])
+
 
 @dataclass(frozen=True)
 class BaseParams:

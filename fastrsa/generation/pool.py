@@ -13,7 +13,7 @@ from ..errors import DatasetError, FastRSAError, PythiaError
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig
-from .progress import Progress
+from ..progress import Progress
 from .shard import ShardMaker
 
 

@@ -217,3 +217,48 @@ def plot_profile(prof: dict, stem, delta: float = 1.0) -> list[str]:
     ax.legend(fontsize=7, loc="upper center")
     fig.tight_layout()
     return _save(fig, stem)
+
+
+def plot_event_displays(sample, delta: float, n_events: int, stem, orders=(1, 2, 3)) -> list[str]:
+    """Event displays (as Fig. 2 of the EventMover paper): each parton of the base event (grey), the event
+    moved to Lambda + delta at each Taylor order, and the control event generated at Lambda + delta from the
+    same random numbers (red), as arrows in the plane of the event's quark direction and its largest
+    transverse momentum."""
+    import torch
+
+    from .shower import generate
+    plt = _plt()
+    n_events = min(n_events, sample.n_events)
+    orders = [k for k in orders if k <= sample.orders]
+    fig, axes = plt.subplots(1, n_events, figsize=(4.2 * n_events, 4.2), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        lo, hi = int(sample.offsets[i]), int(sample.offsets[i + 1])
+        ctrl = generate(1, sample.lam + delta, sample.ecm, sample.seed, 0, first_event=sample.first_event + i,
+                        dy=sample.dy)
+        base = sample.p[lo:hi].detach().cpu().double()
+        e1 = base[0, :3] / base[0, :3].norm()
+        perp = base[:, :3] - (base[:, :3] @ e1)[:, None] * e1
+        e2 = perp[int(torch.argmax(perp.norm(dim=1)))]
+        e2 = e2 / e2.norm() if e2.norm() > 0 else torch.tensor([0.0, 1.0, 0.0], dtype=base.dtype)
+        proj = lambda q: ((q[:, :3] @ e1).numpy(), (q[:, :3] @ e2).numpy())  # noqa: E731
+        series = [("base", base, "0.5", "-")]
+        series += [(f"moved, order {k}", sample.moved(delta, k)[lo:hi].detach().cpu().double(), f"C{k - 1}", "--")
+                   for k in orders]
+        same = int(ctrl.offsets[1]) == hi - lo
+        series.append(("control" + ("" if same else " (other topology)"), ctrl.p.detach().cpu().double(), "red", ":"))
+        for label, q, color, ls in series:
+            x, y = proj(q)
+            for j in range(len(x)):
+                ax.plot([0, x[j]], [0, y[j]], ls=ls, color=color, lw=1.2, label=label if j == 0 else None)
+        lim = float(base[:, 3].max()) * 1.05
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(f"event {sample.first_event + i}: {hi - lo} partons", fontsize=9)
+        ax.set_xlabel("p along the quark [GeV]")
+        ax.set_ylabel("p transverse [GeV]")
+        if i == 0:
+            ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Lambda = {sample.lam} GeV moved by {delta:+g} GeV", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, stem)

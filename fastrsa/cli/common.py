@@ -52,6 +52,7 @@ OUTPUTS = {
             "profile_*.pdf", "validation/"),
     "landscape": ("landscape.json", "landscape.png", "landscape.pdf", "diagnostics.png", "diagnostics.pdf"),
     "bootstrap": ("bootstrap.json", "bootstrap_ellipses.*"),
+    "shower-plot": ("event_displays.*",),
 }
 OUTPUTS["demo"] = OUTPUTS["fit"] + OUTPUTS["landscape"] + ("demo.json", "lep.json")
 # (A pattern ending in '/' is a dataset the command generated, e.g. events at the fitted point.)

@@ -33,6 +33,8 @@ def start_point(start: str | None, problem):
 
 
 def problem_info(problem) -> dict:
+    if hasattr(problem, "info"):
+        return problem.info()
     info = {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
                        "sigma": ds.base.sigma} for ds in problem.datasets],
             "setup": problem.setup, "observables": problem.names, "loss": problem.loss_kind}
@@ -186,11 +188,26 @@ def _check_counts(args) -> None:
             raise ParameterError(f"--{name.replace('_', '-')} {v}: must be at least {low}")
 
 
+def _cmd_fit_shower(args, out) -> int:
+    """--params lambda: move a shower base in Lambda (fastrsa.fit.shower)."""
+    from ..fit.shower import ShowerProblem
+    if len(args.base) != 1 or args.target is None or args.data:
+        raise ParameterError("--params lambda: give one shower --base and one shower --target (no --data yet)")
+    observables = "thrust" if args.observables == DEFAULT_OBSERVABLES else args.observables
+    problem = ShowerProblem(args.base[0], args.target, observables, order=args.order, device=args.device)
+    run_fit(problem, out, start=None if args.start is None else (floats(args.start, 1, "--start")[0],),
+            params="lambda", steps=args.steps, lr=args.lr, replicas=args.replicas, seed=args.seed,
+            progress=not args.quiet, plots=False)
+    return 0
+
+
 def _cmd_fit(args) -> int:
     _check_counts(args)
     if args.validate_events and not args.data:
         raise ParameterError("--validate-events: only with --data (a fit to measurements)")
     out = out_dir(args.out, "fit", args.overwrite)
+    if "lambda" in [p.strip() for p in args.params.split(",")]:
+        return _cmd_fit_shower(args, out)
     problem = _problem(args)
     result = run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
                      lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
@@ -282,7 +299,9 @@ def _observable_names() -> list[str]:
 
 
 def _fit_args(p, replicas: int):
-    p.add_argument("--params", default="a,b", help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)}")
+    p.add_argument("--params", default="a,b",
+                   help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)}; or lambda (a shower "
+                        "dataset from 'fastrsa shower' as --base and --target, events moved in Lambda)")
     p.add_argument("--start", default=None, metavar="A,B",
                    help="start point a,b (default: the first base's point); the other parameters stay at the base's")
     p.add_argument("--steps", type=int, default=100, help="optimizer (AdamW) steps")
@@ -307,6 +326,8 @@ def register(sub) -> None:
     f.add_argument("--validate-events", type=int, default=0, metavar="N",
                    help="with --data: also generate N events directly at the fitted point and report their chi2")
     f.add_argument("--jobs", type=int, default=1, help="generation processes for --validate-events")
+    f.add_argument("--order", type=int, default=None,
+                   help="--params lambda: Taylor order used to move the showers (default: every order stored)")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     add_overwrite(f)
     f.set_defaults(func=_cmd_fit)

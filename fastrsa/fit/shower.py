@@ -74,6 +74,12 @@ class ShowerProblem:
             if not s > 0:
                 raise ParameterError(f"observables: {n!r} is constant in the target; drop it")
 
+    def info(self) -> dict:
+        """What result.json records of the problem."""
+        return {"base": {"lambda": self.lam0, "events": self.base.n_events, "orders": self.base.orders},
+                "target": {"events": self.target.n_events, "lambda": float(self.target.lam)},
+                "ecm": self.base.ecm, "observables": self.names, "order": self.order, "loss": self.loss_kind}
+
     @property
     def base_points(self) -> list[tuple]:
         return [(self.lam0,)]

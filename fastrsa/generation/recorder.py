@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import DatasetError, ParameterError
-from ..pythia.cmnd import check_reweightable
+from ..pythia.cmnd import check_lines_reweightable, check_reweightable
 from ..pythia.records import import_pythia, make_reader
 from ..pythia.run import actual_base, check_record_switches, final_state
 from ..pythia.setups import cmnd_setup
@@ -65,6 +65,7 @@ class Recorder:
         self.base = actual_base(pythia)
         s = pythia.settings
         self.settings = read_history(pythia, p8)
+        check_lines_reweightable([(line, "pythia") for line in self.settings])
         self.seed = s.mode("Random:seed") if s.flag("Random:setSeed") else None
         info = pythia.infoPython()
         process = {"source": "fastrsa.Recorder", "beams": [s.mode("Beams:idA"), s.mode("Beams:idB")],

@@ -40,9 +40,6 @@ REFUSED = (
     ("Fragmentation:model", "mode", lambda v: v != 0,
      "only the Lund string model (Fragmentation:model = 0) samples z and pT the way fastrsa reweights "
      "(1 is thermal string fragmentation)"),
-    ("StringZ:deriveLundPars", "mode", lambda v: v != 0,
-     "aLund/bLund are derived from avgZLund/rmsZLund at initialization, so they are not the free "
-     "parameters the weights vary (and Pythia's in-situ weights disagree); give aLund and bLund instead"),
     ("StringZ:useNonstandardC", "flag", bool,
      "c quarks then use their own (aNonstandardC, bNonstandardC) shape that the weights do not model"),
     ("StringZ:useNonstandardB", "flag", bool,
@@ -60,6 +57,14 @@ REFUSED = (
      "close packing changes the string tension (pT width, flavours) string by string, so one base "
      "point does not describe the sample"),
 )
+
+# Refused by the value a line gives (Pythia resets these to 0 during init, after using them).
+REFUSED_LINES = {
+    "stringz:derivelundpars": ("StringZ:deriveLundPars", lambda v: v.strip() not in ("0", "0.0"),
+                               "aLund/bLund are derived from avgZLund/rmsZLund at initialization (Pythia then "
+                               "resets the switch), so they are not the free parameters the weights vary, and "
+                               "Pythia's in-situ weights disagree; give aLund and bLund instead"),
+}
 
 # Groups whose changed settings are named when the self-check fails (the likely culprits).
 FRAGMENTATION_GROUPS = ("StringZ:", "StringPT:", "StringFlav:", "StringFragmentation:", "Fragmentation:",
@@ -92,6 +97,12 @@ def read_cmnd(path) -> list[tuple[str, str]]:
     return [(line.strip(), f"{p}:{n}") for n, line in enumerate(text.splitlines(), 1) if not is_comment(line)]
 
 
+def value_of(setting: str) -> str:
+    text = setting.strip()
+    rest = text.split("=", 1)[1] if "=" in text else (text.split(None, 1) + [""])[1]
+    return rest.split("!")[0].strip()
+
+
 def check_settings(settings: list[tuple[str, str]]) -> None:
     """Refuse the lines that fastrsa sets itself or cannot honour (one line, naming the setting)."""
     for line, origin in settings:
@@ -99,6 +110,15 @@ def check_settings(settings: list[tuple[str, str]]) -> None:
         for prefix, why in OWNED_PREFIXES.items():
             if key.startswith(prefix):
                 raise ParameterError(f"{origin}: {line!r} is refused: {why}")
+    check_lines_reweightable(settings)
+
+
+def check_lines_reweightable(settings: list[tuple[str, str]]) -> None:
+    """Refuse the lines whose effect Pythia hides after init (see REFUSED_LINES)."""
+    for line, origin in settings:
+        hit = REFUSED_LINES.get(key_of(line))
+        if hit and hit[1](value_of(line)):
+            raise ParameterError(f"{origin}: {hit[0]} = {value_of(line)} is refused: {hit[2]}")
 
 
 def main_key_notes(settings: list[tuple[str, str]]) -> list[str]:
@@ -126,16 +146,22 @@ def check_reweightable(pythia) -> None:
             raise ParameterError(f"{key} = {shown} is refused: {why}")
 
 
-def changed_fragmentation_settings(pythia) -> list[str]:
-    """'Key = value' for every hadronization setting that differs from Pythia's default, other than
-    the ones fastrsa reweights (the suspects when the self-check fails)."""
-    s = pythia.settings
-    out = []
+def changed_fragmentation_settings(pythia, pythia8mc, lines=()) -> list[str]:
+    """The suspects when the self-check fails: hadronization settings (other than those fastrsa
+    reweights) that the configuration's lines set or whose value differs from a fresh Pythia's (whose
+    default tune is applied), as 'Key = value'."""
+    s, fresh = pythia.settings, pythia8mc.Pythia("", False).settings
+    out = {}
+    for line in lines:
+        key = key_of(line)
+        if key not in REWEIGHTED and any(key.startswith(g.lower()) for g in FRAGMENTATION_GROUPS):
+            out[key] = " ".join(line.split("!")[0].split())
     for getter in ("getFlagMap", "getModeMap", "getParmMap", "getWordMap"):
         for group in FRAGMENTATION_GROUPS:
-            for key, entry in sorted(getattr(s, getter)(group).items()):
-                if key in REWEIGHTED or not key.startswith(group.lower()):
+            now, ref = getattr(s, getter)(group), getattr(fresh, getter)(group)
+            for key, entry in sorted(now.items()):
+                if key in REWEIGHTED or key in out or not key.startswith(group.lower()):
                     continue
-                if entry.valNow != entry.valDefault:
-                    out.append(f"{entry.name} = {entry.valNow}")
-    return out
+                if key in ref and entry.valNow != ref[key].valNow:
+                    out[key] = f"{entry.name} = {entry.valNow}"
+    return list(out.values())

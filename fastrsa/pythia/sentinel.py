@@ -23,10 +23,10 @@ def sentinel_point(base: BaseParams) -> dict:
             "rFactB": base.r_fact_b * 1.1, "ptSigma": base.sigma * 0.9}
 
 
-def _mismatch(py, setup: Setup, k: int, recomputed: float, insitu: float, n_trials: int) -> PythiaError:
+def _mismatch(pythia8mc, py, setup: Setup, k: int, recomputed: float, insitu: float, n_trials: int) -> PythiaError:
     what = (f"records read from memory do not reproduce Pythia's in-situ weight (event {k}: {recomputed!r} "
             f"vs {insitu!r}, {n_trials} trials)")
-    suspects = changed_fragmentation_settings(py) if setup.name == "cmnd" else []
+    suspects = changed_fragmentation_settings(py, pythia8mc, setup.settings) if setup.name == "cmnd" else []
     if suspects:
         return PythiaError(f"Pythia {pythia_version()}: {what} under this configuration; fastrsa cannot "
                            f"reweight with the changed fragmentation setting(s) {'; '.join(suspects)}: "
@@ -66,7 +66,7 @@ def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events:
         recomputed = kv.weight(sp["aLund"], sp["bLund"], sp["rFactC"], sp["rFactB"], sp["ptSigma"],
                                rec.z_int.tolist(), rec.z_dbl.tolist(), rec.pt.tolist())
         if not math.isclose(recomputed, insitu, rel_tol=SENTINEL_RTOL, abs_tol=0.0):
-            raise _mismatch(py, setup, len(checked), recomputed, insitu, len(rec.z_dbl) // 3)
+            raise _mismatch(pythia8mc, py, setup, len(checked), recomputed, insitu, len(rec.z_dbl) // 3)
         if len(rec.z_dbl) > 0:
             checked.append(rec)
     return checked

@@ -267,3 +267,43 @@ def test_format_1_datasets_still_open_and_give_the_same_hadron_observables(tmp_p
     with pytest.raises(DatasetError, match="format version 1"):
         from fastrsa.generation import generate
         generate(tmp_path / "v1", events=5, progress=False)
+
+
+def test_recorder_killed_inside_the_loop_leaves_only_complete_shards(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "rec"
+    script = tmp_path / "loop.py"
+    script.write_text(f"""
+import fastrsa
+from fastrsa.pythia.records import import_pythia
+p8 = import_pythia()
+py = p8.Pythia("", False)
+for s in {EE40_LINES!r} + ["Print:quiet = on", "VariationFrag:z = on", "VariationFrag:pT = on"]:
+    py.readString(s)
+py.init()
+rec = fastrsa.Recorder(py, {str(out)!r}, shard_events=5)
+while True:
+    if py.next():
+        rec.append()
+""")
+    from pathlib import Path
+
+    import fastrsa
+    root = str(Path(fastrsa.__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=root),
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 3:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    shards = sorted(out.glob("part-*.parquet"))
+    assert len(shards) >= 3
+    for f in shards:        # nothing under a final name is half written
+        assert pq.read_metadata(f).num_rows == 5
+    ds = open_dataset(out)
+    assert len(ds) == 5 * len(shards) and not ds.complete

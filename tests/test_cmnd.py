@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fastrsa import DatasetError, ParameterError, PythiaError, open_dataset
+from fastrsa import DatasetError, PythiaError, open_dataset
 from fastrsa.cli import main
 
 EE40 = """! e+e- -> gamma*/Z -> hadrons at 40 GeV, Pythia's defaults otherwise

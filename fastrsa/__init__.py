@@ -12,7 +12,8 @@ from .store import Dataset, open_dataset  # noqa: E402
 # torch and numba load only when the weight engine is used: `import fastrsa` stays light.
 _LAZY = {"lund_log_weights": "hadronization.weights", "LundReweighter": "hadronization.weights",
          "TrialBatch": "hadronization.batch", "diagnostics": "hadronization.diagnostics",
-         "summarize_log_weights": "hadronization.diagnostics", "Diagnostics": "hadronization.diagnostics"}
+         "summarize_log_weights": "hadronization.diagnostics", "Diagnostics": "hadronization.diagnostics",
+         "Recorder": "generation.recorder"}
 
 
 def __getattr__(name):

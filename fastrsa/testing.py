@@ -42,7 +42,7 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     from .params import BaseParams
     from .pythia.records import import_pythia, make_reader
     from .pythia.run import actual_base, new_pythia, next_event
-    from .pythia.setups import make_setup
+    from .pythia.setups import make_setup, pythia_settings
     from .store.dataset import open_dataset
     from .store.writer import write_manifest, write_shard
 
@@ -50,7 +50,8 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     cfg = RunConfig(events, BaseParams(**(base or {})), make_setup(setup), seed, events)
     groups = ", ".join(f"p{k} frag:aLund={a!r} frag:bLund={b!r} frag:ptSigma={s!r}"
                        for k, (a, b, s) in enumerate(points))
-    py = new_pythia(p8, cfg.base, cfg.setup, cfg.shard_seed(0), extra=[f"VariationFrag:List = {{{groups}}}"])
+    extra = [f"VariationFrag:List = {{{groups}}}"]
+    py = new_pythia(p8, cfg.base, cfg.setup, cfg.shard_seed(0), extra=extra)
     reader = make_reader(py, p8)
     bp = actual_base(py)
     kv = p8.KinematicVariations(bp.a, bp.b, bp.r_fact_c, bp.r_fact_b, bp.sigma, bp.z_head)
@@ -68,7 +69,8 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
         r = got[0]
         kvw.append([kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(),
                               r.pt.tolist()) for (a, b, s) in points])
-    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing")
+    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
+                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_shard(out, 0, build_table(rows, meta))

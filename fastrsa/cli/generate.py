@@ -9,10 +9,18 @@ from .common import add_command, add_quiet
 
 
 def _cmd_generate(args) -> int:
+    import sys
+
     from ..generation import generate
+    from ..generation.run import cmnd_settings
+    from ..pythia.cmnd import main_key_notes
+    if args.cmnd is not None or args.set:
+        for note in main_key_notes(cmnd_settings(args.cmnd, args.set)):
+            print(f"fastrsa generate: note: {note}", file=sys.stderr)
     ds = generate(args.out, events=args.events, a=args.a, b=args.b, sigma=args.sigma, z_head=args.zhead,
                   energy=args.energy, seed=args.seed, jobs=args.jobs, setup=args.setup,
-                  shard_events=args.shard_events, progress=not args.quiet)
+                  shard_events=args.shard_events, progress=not args.quiet, cmnd=args.cmnd,
+                  settings=args.set or ())
     print(f"{ds.path}: {len(ds)} events in {len(ds.shards)} shards")
     return 0
 
@@ -22,18 +30,27 @@ def info_text(ds) -> str:
     n = len(fv)
     nt = np.diff(fv.offsets["trials"])
     nh = np.diff(fv.offsets["hadrons"])
+    mask = fv.values.get("is_hadron")
+    if mask is None:
+        nhad = nh
+    else:
+        csum = np.concatenate([[0], np.cumsum(mask)])
+        nhad = csum[fv.offsets["hadrons"][1:]] - csum[fv.offsets["hadrons"][:-1]]
     disk = sum(s.stat().st_size for s in ds.shards)
     base, setup = ds.meta["base"], ds.meta["setup"]
     lines = [f"dataset      {ds.path}" + ("" if ds.complete else
                                             f"  (INCOMPLETE: {len(ds.shards)} of {ds.manifest['n_shards']} shards)"),
              f"events       {n}",
              f"trials/event mean {nt.mean():.1f}  max {nt.max()}",
-             f"hadrons/event mean {nh.mean():.2f}  max {nh.max()}",
+             f"hadrons/event mean {nhad.mean():.2f}  max {nhad.max()}" + (
+                 f"  (all final-state particles: mean {nh.mean():.2f})" if ds.final_state_complete
+                 else "  (format 1: only hadrons stored)"),
              f"n_attempts>1 {np.mean(fv.n_attempts > 1):.1%} of events (pion string: a redone attempt; "
              "e+e-: also several strings)",
              f"disk         {disk / 1e6:.2f} MB, {disk / max(nt.sum(), 1):.2f} bytes per trial (all columns)",
              f"setup        {setup['name']}: {setup['description']}, E = {setup['energy']} GeV",
-             f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}",
+             f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}, format "
+             f"{ds.format_version}",
              "base         " + "  ".join(f"{k}={v}" for k, v in base.items())]
     return "\n".join(lines)
 
@@ -47,21 +64,32 @@ def _cmd_info(args) -> int:
 def register(sub) -> None:
     setups = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
     g = add_command(sub, "generate", "generate a dataset of rejection-sampling histories with Pythia",
-                    "fastrsa generate base --events 20000 --a 0.72 --b 0.88 --jobs 2",
+                    "fastrsa generate base --events 20000 --a 0.72 --b 0.88 --jobs 2\n"
+                    "  fastrsa generate lep40 --cmnd ee.cmnd --set 'Beams:eCM = 40' --events 20000",
                     f"Setups: {setups}. An interrupted run resumes when the same command is repeated.")
     g.add_argument("out", help="output directory (created; an interrupted run there is resumed)")
     g.add_argument("--events", type=int, default=10000, help="number of events")
     for name in ("a", "b", "sigma"):
         p = SPACE[name]
-        g.add_argument(f"--{name}", type=float, default=PAPER_BASE[name],
-                       help=f"{p.setting}{' [' + p.unit + ']' if p.unit else ''} of the base point ({p.domain()})")
+        g.add_argument(f"--{name}", type=float, default=None,
+                       help=f"{p.setting}{' [' + p.unit + ']' if p.unit else ''} of the base point ({p.domain()}); "
+                            f"default {PAPER_BASE[name]} (the RSA paper's point); refused with --cmnd "
+                            f"(use --set '{p.setting} = ...')")
     g.add_argument("--zhead", type=float, default=10.0,
                    help="VariationFrag:zHead, the proposal's oversampling (1-100); larger reaches farther points")
     g.add_argument("--energy", type=float, default=None,
                    help=f"[GeV] string: energy per quark; ee: centre-of-mass energy "
-                        f"(default: {DEFAULT_ENERGY['string']} for string, {DEFAULT_ENERGY['ee']} for ee)")
-    g.add_argument("--setup", choices=sorted(DEFAULT_ENERGY), default="string",
-                   help="string: u-ubar string to pions (RSA paper); ee: e+e- -> Z -> hadrons")
+                        f"(default: {DEFAULT_ENERGY['string']} for string, {DEFAULT_ENERGY['ee']} for ee; "
+                        "refused with --cmnd: use --set 'Beams:eCM = ...')")
+    g.add_argument("--setup", choices=sorted(DEFAULT_ENERGY), default=None,
+                   help="string (default): u-ubar string to pions (RSA paper); ee: e+e- -> Z -> hadrons")
+    g.add_argument("--cmnd", metavar="FILE", default=None,
+                   help="your own Pythia configuration (Pythia's .cmnd format, any process): every line is "
+                        "applied with readString in order, then --set, then fastrsa's record switches and "
+                        "per-shard seed; the base point is read back from Pythia (docs/your-pythia.md)")
+    g.add_argument("--set", action="append", metavar="'KEY = VALUE'", default=None,
+                   help="a Pythia setting applied after --cmnd (repeatable, in order); alone it is the "
+                        "whole configuration")
     g.add_argument("--seed", type=int, default=1, help="run seed (each shard's seed derives from it)")
     g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     g.add_argument("--shard-events", type=int, default=None,

@@ -46,7 +46,8 @@ class RunConfig:
                 "shard_events": self.shard_events, "n_shards": self.n_shards, "seed": self.seed,
                 "base_requested": {"a": self.base.a, "b": self.base.b, "sigma": self.base.sigma,
                                    "z_head": self.base.z_head},
-                "setup": {"name": self.setup.name, "energy": self.setup.energy}}
+                "setup": {"name": self.setup.name, "energy": self.setup.energy}
+                | ({"settings": list(self.setup.settings)} if self.setup.name == "cmnd" else {})}
 
 
 def default_shard_events(events: int, jobs: int) -> int:
@@ -57,7 +58,8 @@ def validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events) -> N
     """Every check that needs no Pythia; raises before anything is written."""
     if not isinstance(events, (int, np.integer)) or events <= 0:
         raise ParameterError(f"events = {events!r} must be a positive integer")
-    SPACE.check((a, b, sigma), where="generate", names=("a", "b", "sigma"))
+    if (a, b, sigma) != (None, None, None):     # None: a cmnd configuration gives them to Pythia
+        SPACE.check((a, b, sigma), where="generate", names=("a", "b", "sigma"))
     check_z_head(z_head)
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ParameterError(f"seed = {seed!r} must be a non-negative integer")
@@ -78,6 +80,11 @@ def prepare_output(out: Path, config: RunConfig) -> list[int]:
             raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; refusing to write "
                                "into it, choose a new directory")
         have = read_manifest(mpath)
+        old_version = have.get("identity", {}).get("format_version")
+        if isinstance(old_version, int) and old_version < FORMAT_VERSION:
+            raise DatasetError(f"{out}: holds a dataset of format version {old_version}, written by an older "
+                               f"fastrsa; it opens and reads, but cannot be resumed in format {FORMAT_VERSION}: "
+                               "generate into a new directory")
         if have.get("identity") != ident:
             diff = sorted(k for k in set(have.get("identity", {})) | set(ident)
                           if have.get("identity", {}).get(k) != ident.get(k))

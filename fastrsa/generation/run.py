@@ -4,25 +4,71 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..params import BaseParams
+from ..errors import ParameterError
+from ..params import PAPER_BASE, BaseParams
+from ..pythia.cmnd import check_settings, read_cmnd
 from ..pythia.records import import_pythia
+from ..pythia.run import probe_cmnd
 from ..pythia.setups import make_setup
 from ..store.dataset import Dataset, open_dataset
 from .plan import RunConfig, default_shard_events, prepare_output, validate_request
 from .pool import run_jobs
 
+# With a configuration of their own, these come from it (read back from Pythia after init).
+CMND_CONFLICTS = {"a": "StringZ:aLund", "b": "StringZ:bLund", "sigma": "StringPT:sigma", "energy": "Beams:eCM"}
 
-def generate(out, events: int = 10000, a: float = 0.72, b: float = 0.88, sigma: float = 0.335,
-             z_head: float = 10.0, energy: float | None = None, seed: int = 1, jobs: int = 1,
-             setup: str = "string", shard_events: int | None = None, progress: bool = True) -> Dataset:
-    """Generate (or resume) a dataset in directory `out`; returns the opened Dataset."""
-    validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events)
-    st = make_setup(setup, energy)
-    import_pythia()             # fail here, before anything is written, when Pythia is unusable
+
+def cmnd_settings(cmnd=None, settings=()) -> list[tuple[str, str]]:
+    """(line, origin) pairs of a configuration: the file's lines in order, then `settings` in order."""
+    out = read_cmnd(cmnd) if cmnd is not None else []
+    for k, s in enumerate(settings or (), 1):
+        if not isinstance(s, str) or not s.strip():
+            raise ParameterError(f"set #{k} = {s!r}: give a Pythia setting 'Key = value'")
+        out.append((s.strip(), f"--set #{k}"))
+    return out
+
+
+def generate(out, events: int = 10000, a: float | None = None, b: float | None = None,
+             sigma: float | None = None, z_head: float = 10.0, energy: float | None = None, seed: int = 1,
+             jobs: int = 1, setup: str | None = None, shard_events: int | None = None, progress: bool = True,
+             cmnd=None, settings=()) -> Dataset:
+    """Generate (or resume) a dataset in directory `out`; returns the opened Dataset.
+
+    Built-in setups (`setup` "string", the default, or "ee") take the base point from a, b, sigma (the
+    RSA paper's point when left out). Your own configuration (`cmnd` a .cmnd file and/or `settings`, a
+    list of 'Key = value' strings applied after it; `setup` None or "cmnd") takes everything from
+    Pythia: a, b, sigma and energy cannot be given with it (set StringZ:aLund etc. in the configuration).
+    """
+    own = cmnd is not None or bool(settings) or setup == "cmnd"
+    if own:
+        if setup not in (None, "cmnd"):
+            raise ParameterError(f"setup = {setup!r} cannot be combined with a configuration of your own "
+                                 "(cmnd / set): the configuration is the setup")
+        given = {k: v for k, v in (("a", a), ("b", b), ("sigma", sigma), ("energy", energy)) if v is not None}
+        if given:
+            k, v = next(iter(given.items()))
+            raise ParameterError(f"{k} = {v!r} cannot be combined with cmnd: with your own configuration "
+                                 f"fastrsa reads it back from Pythia; set it there (--set "
+                                 f"'{CMND_CONFLICTS[k]} = {v}')")
+        lines = cmnd_settings(cmnd, settings)
+        if not lines:
+            raise ParameterError("cmnd: the configuration holds no settings; Pythia needs at least beams "
+                                 "and a process")
+        validate_request(events, None, None, None, z_head, seed, jobs, shard_events)
+        check_settings(lines)
+    else:
+        a, b, sigma = (PAPER_BASE[k] if v is None else v for k, v in (("a", a), ("b", b), ("sigma", sigma)))
+        validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events)
+        st = make_setup(setup or "string", energy)
+    p8 = import_pythia()        # fail here, before anything is written, when Pythia is unusable
     if shard_events is None:
         shard_events = default_shard_events(events, jobs)
-    config = RunConfig(int(events), BaseParams(a=a, b=b, sigma=sigma, z_head=z_head), st, int(seed),
-                       int(shard_events))
+    if own:
+        probe = RunConfig(int(events), BaseParams(z_head=z_head), make_setup("ee"), int(seed), int(shard_events))
+        st, base = probe_cmnd(p8, lines, z_head, probe.shard_seed(0), "" if cmnd is None else str(cmnd))
+    else:
+        base = BaseParams(a=a, b=b, sigma=sigma, z_head=z_head)
+    config = RunConfig(int(events), base, st, int(seed), int(shard_events))
     out = Path(out)
     todo = prepare_output(out, config)
     done_events = sum(config.shard_size(i) for i in range(config.n_shards)) - \

@@ -1,9 +1,10 @@
 """One shard: a pure function of (run configuration, shard index) -> Arrow table.
 
-`ShardMaker` holds what is costly to make once per process (an initialized Pythia, its record reader,
-the self-checked base point); `make(i)` reseeds it with shard i's seed and returns the shard's table.
-The local process pool calls it, and so can any other executor: the data depend only on the run seed
-and the shard index.
+`ShardMaker` holds what is made once per process (the self-check, the base point as Pythia has it);
+`make(i)` initializes a fresh Pythia with shard i's complete settings (`pythia_settings`, its seed
+last), so that those settings, stored in the shard's metadata, reproduce the shard on any fresh Pythia
+(reseeding a used Pythia does not: some processes draw random numbers during init). The local process
+pool calls it, and so can any other executor: the data depend only on the run seed and the shard index.
 """
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from ..errors import PythiaError
 from ..params import BaseParams
 from ..pythia.records import import_pythia, make_reader, pythia_version
 from ..pythia.run import actual_base, new_pythia, next_event
-from ..pythia.sentinel import N_SENTINEL_EVENTS, SENTINEL_RTOL, run_sentinel, sentinel_point
+from ..pythia.sentinel import (
+    N_SENTINEL_EVENTS,
+    SENTINEL_RTOL,
+    run_sentinel,
+    sentinel_point,
+)
+from ..pythia.setups import pythia_settings
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION, schema_with_meta
 from .plan import RunConfig
 
 
 def build_table(rows: list, meta: dict) -> pa.Table:
-    """rows: list of (Records, hadrons); builds the Arrow table of one shard without padding."""
+    """rows: list of (Records, particles); particles = (px, py, pz, e, m, pdg[, is_hadron]) lists (without
+    is_hadron every particle is a hadron). Builds the Arrow table of one shard without padding."""
     def offsets(lengths):
         off = np.zeros(len(lengths) + 1, np.int32)
         np.cumsum(lengths, out=off[1:])
@@ -45,6 +53,8 @@ def build_table(rows: list, meta: dict) -> pa.Table:
     for k, name in enumerate(("px", "py", "pz", "e", "m")):
         cols[name] = lst(o_had, cat([np.asarray(h[k], np.float64) for _, h in rows], np.float64))
     cols["pdg"] = lst(o_had, cat([np.asarray(h[5], np.int32) for _, h in rows], np.int32))
+    cols["is_hadron"] = lst(o_had, cat([np.asarray(h[6] if len(h) > 6 else np.ones(len(h[5])), bool)
+                                        for _, h in rows], bool))
     csum = np.concatenate([[0], np.cumsum(zd[:, 0] > 0)])   # (reduceat mishandles empty events)
     o = np.asarray(o_tr)
     accepted = csum[o[1:]] - csum[o[:-1]]
@@ -53,21 +63,33 @@ def build_table(rows: list, meta: dict) -> pa.Table:
     return pa.Table.from_arrays([cols[n] for n in schema.names], schema=schema)
 
 
-def shard_meta(base: BaseParams, config: RunConfig, index: int, seed: int, events: int, failed: int,
-               generator: str = f"fastrsa {__version__}") -> dict:
+def make_meta(base: BaseParams, setup: dict, run_seed, index: int, seed, events: int, failed,
+              settings: list, sentinel: dict | None, generator: str = f"fastrsa {__version__}") -> dict:
     """The schema metadata of one shard (docs/format.md)."""
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": generator,
-            "pythia_version": pythia_version(), "base": base.to_dict(), "setup": config.setup.to_dict(),
-            "seed": config.seed, "shard": {"index": index, "seed": seed, "events": events, "failed_events": failed},
-            "sentinel": {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS,
-                         "rtol": SENTINEL_RTOL}}
+            "pythia_version": pythia_version(), "base": base.to_dict(), "setup": setup,
+            "seed": run_seed, "shard": {"index": index, "seed": seed, "events": events, "failed_events": failed},
+            "pythia_settings": list(settings), "sentinel": sentinel}
+
+
+def sentinel_meta(base: BaseParams) -> dict:
+    return {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS, "rtol": SENTINEL_RTOL}
+
+
+def shard_meta(base: BaseParams, config: RunConfig, index: int, seed: int, events: int, failed: int,
+               generator: str = f"fastrsa {__version__}", settings: list | None = None) -> dict:
+    """The schema metadata of one shard of a generation run (docs/format.md)."""
+    if settings is None:
+        settings = pythia_settings(config.base, config.setup, seed)
+    return make_meta(base, config.setup.to_dict(), config.seed, index, seed, events, failed, settings,
+                     sentinel_meta(base), generator)
 
 
 class ShardMaker:
     """Per-process state for making shards of one run (see module docstring).
 
-    The first shard's seed initializes Pythia and the sentinel self-check (which must pass before any
-    shard is made); `make(i)` then reseeds and generates shard i.
+    The sentinel self-check runs with the first shard's settings (it must pass before any shard is
+    made); `make(i)` then generates shard i on a fresh Pythia with shard i's settings.
     """
 
     def __init__(self, config: RunConfig, first_index: int):
@@ -75,18 +97,23 @@ class ShardMaker:
         self.pythia8mc = import_pythia()
         seed = config.shard_seed(first_index)
         run_sentinel(self.pythia8mc, config.base, config.setup, seed)
-        self.py = new_pythia(self.pythia8mc, config.base, config.setup, seed)
-        self.reader = make_reader(self.py, self.pythia8mc)
-        self.base = actual_base(self.py)
+        self._ready = {first_index: new_pythia(self.pythia8mc, config.base, config.setup, seed)}
+        self.base = actual_base(self._ready[first_index])
+        if config.setup.name == "cmnd" and self.base != config.base:
+            raise PythiaError(f"Pythia {pythia_version()} gives another base point in this process "
+                              f"({self.base}) than when the run was planned ({config.base}); the "
+                              "configuration is not deterministic")
         self._cache = {}
 
     def make(self, i: int, on_events=None, every: int = 250) -> pa.Table:
         """Shard i as an Arrow table; `on_events(n)` is called every `every` events (progress)."""
         seed = self.config.shard_seed(i)
-        self.py.rndm.init(seed)
+        settings = pythia_settings(self.config.base, self.config.setup, seed)
+        py = self._ready.pop(i, None) or new_pythia(self.pythia8mc, self.config.base, self.config.setup, seed)
+        reader = make_reader(py, self.pythia8mc)
         rows, failed, since = [], 0, 0
         while len(rows) < self.config.shard_size(i):
-            got = next_event(self.py, self.reader, self.config.setup, self._cache)
+            got = next_event(py, reader, self.config.setup, self._cache)
             if got is None:
                 failed += 1
                 if failed > 100 + len(rows):
@@ -99,4 +126,5 @@ class ShardMaker:
                 since = 0
         if on_events is not None and since:
             on_events(since)
-        return build_table(rows, shard_meta(self.base, self.config, i, seed, len(rows), failed))
+        return build_table(rows, shard_meta(self.base, self.config, i, seed, len(rows), failed,
+                                            settings=settings))

@@ -1,5 +1,6 @@
 """Counting and single-hadron observables. Frames: both setups store hadrons in the centre-of-mass
-frame with the string / beam axis along z."""
+frame with the string / beam axis along z. Each is computed on the sample's hadrons (`h.hadrons()`):
+format-2 datasets also store leptons and photons, which these hadron-level observables leave out."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,11 +35,12 @@ def _n_hadrons(h: HadronSample) -> np.ndarray:
 
 @register("multiplicity", "event", "number of final hadrons")
 def multiplicity(h: HadronSample) -> np.ndarray:
-    return _n_hadrons(h)
+    return _n_hadrons(h.hadrons())
 
 
 @register("charged_multiplicity", "event", "number of charged final hadrons (charge from the PDG code)")
 def charged_multiplicity(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     charged = (charge3(h.pdg) != 0).astype(np.float64)
     v = np.add.reduceat(charged, h.offsets[:-1]) if len(charged) else np.zeros(len(h))
     v[_n_hadrons(h) == 0] = 0.0
@@ -47,11 +49,13 @@ def charged_multiplicity(h: HadronSample) -> np.ndarray:
 
 @register("pt", "hadron", "hadron transverse momentum to the string / beam axis [GeV]")
 def pt(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     return np.hypot(h.px, h.py)
 
 
 @register("rapidity", "hadron", "hadron rapidity y along the string / beam axis")
 def rapidity(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     # Guard E = |pz| (massless along the axis) against log(0).
     num = np.maximum(h.e + h.pz, 1e-300)
     den = np.maximum(h.e - h.pz, 1e-300)
@@ -60,6 +64,7 @@ def rapidity(h: HadronSample) -> np.ndarray:
 
 @register("x", "hadron", "hadron momentum fraction x = 2|p| / E_cm")
 def x(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     p = np.sqrt(h.px ** 2 + h.py ** 2 + h.pz ** 2)
     return 2.0 * p / h.e_cm
 register_group("spectra", ("pt", "rapidity", "x"))

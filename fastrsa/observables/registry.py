@@ -138,7 +138,9 @@ def compute(h: HadronSample, names, classifiers: dict | None = None) -> dict[str
             level, func = OBSERVABLES[name].level, OBSERVABLES[name].func
         v = func(h)
         if level == "hadron":
-            out[name] = Observable(name, "hadron", v, h.offsets)
+            # Per particle of the sample, or per hadron (h.hadrons()) when it holds other particles too.
+            offs = h.offsets if len(v) == len(h.px) else h.hadrons().offsets
+            out[name] = Observable(name, "hadron", v, offs)
         else:
             out[name] = Observable(name, "event", np.ascontiguousarray(v, np.float64))
     return out

@@ -1,4 +1,5 @@
-"""Event shapes of the hadrons: thrust (exact) and sphericity."""
+"""Event shapes of the hadrons (`h.hadrons()`; format-2 datasets also store leptons and photons):
+thrust (exact) and sphericity."""
 from __future__ import annotations
 
 import math
@@ -77,6 +78,7 @@ def _momentum_tensors(offsets, px, py, pz, out):
 @register("thrust", "event", "thrust T = max_n sum|p.n| / sum|p| (exact: every partition by a plane "
                               "through two hadrons)")
 def thrust(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     out = np.empty(len(h))
     _thrust(h.offsets, h.px, h.py, h.pz, out)
     return out
@@ -84,6 +86,7 @@ def thrust(h: HadronSample) -> np.ndarray:
 
 @register("sphericity", "event", "S = 3/2 (l2 + l3), eigenvalues of sum p_a p_b / sum |p|^2")
 def sphericity(h: HadronSample) -> np.ndarray:
+    h = h.hadrons()
     t = np.empty((len(h), 3, 3))
     _momentum_tensors(h.offsets, h.px, h.py, h.pz, t)
     lam = np.linalg.eigvalsh(t)            # ascending

@@ -1,22 +1,74 @@
 """One Pythia instance for a generation run: settings, initialization, the base point as Pythia has
-it, and one event (records + final-state hadrons)."""
+it, and one event (records + every final-state particle)."""
 from __future__ import annotations
 
-from ..errors import PythiaError
+from ..errors import ParameterError, PythiaError
 from ..params import BaseParams
+from .cmnd import check_reweightable
 from .records import pythia_version
-from .setups import Setup, fill_event, run_settings
+from .setups import RECORD_SWITCHES, Setup, cmnd_setup, fill_event, pythia_settings
+
+
+def apply_settings(py, settings, origins=None) -> None:
+    """readString every setting in order; a refused one is a PythiaError naming it (and its origin)."""
+    for k, s in enumerate(settings):
+        if not py.readString(s):
+            where = f"{origins[k]}: " if origins and k < len(origins) and origins[k] else ""
+            raise PythiaError(f"{where}Pythia {pythia_version()} refused the setting {s!r} (unknown key or a "
+                              "value it cannot read)")
 
 
 def new_pythia(pythia8mc, base: BaseParams, setup: Setup, seed: int, extra=()):
-    """An initialized Pythia with the setup's and fastrsa's settings, seeded with `seed`."""
+    """An initialized Pythia with exactly `pythia_settings(base, setup, seed)` (+ `extra`)."""
     py = pythia8mc.Pythia("", False)
-    for s in run_settings(base, setup) + [f"Random:seed = {seed}"] + list(extra):
-        if not py.readString(s):
-            raise PythiaError(f"Pythia {pythia_version()} refused the setting {s!r}")
+    apply_settings(py, pythia_settings(base, setup, seed) + list(extra))
     if not py.init():
-        raise PythiaError(f"Pythia {pythia_version()} failed to initialize for setup {setup.name!r}")
+        raise PythiaError(f"Pythia {pythia_version()} failed to initialize for setup {setup.name!r}"
+                          + (" (its messages above say why)" if setup.name == "cmnd" else ""))
     return py
+
+
+def probe_cmnd(pythia8mc, settings: list[tuple[str, str]], z_head: float, seed: int, source: str):
+    """Initialize a user's configuration once, before anything is written: every line must be one
+    Pythia reads, init must succeed and the settings must be reweightable. Returns (Setup, BaseParams
+    as Pythia has them after init)."""
+    lines = [s for s, _ in settings]
+    setup = cmnd_setup(lines, 0.0, {})
+    py = pythia8mc.Pythia("", False)
+    apply_settings(py, lines, [o for _, o in settings])
+    apply_settings(py, pythia_settings(BaseParams(z_head=z_head), setup, seed)[len(lines):])
+    if not py.init():
+        raise PythiaError(f"Pythia {pythia_version()} failed to initialize with the configuration "
+                          f"({source or '--set'}); its messages above say why")
+    check_reweightable(py)
+    if not py.settings.flag("ProcessLevel:all"):
+        raise ParameterError("ProcessLevel:all = off is refused by fastrsa generate: it has no way to fill "
+                             "the event record by hand; record your own loop with fastrsa.Recorder")
+    info = py.infoPython()
+    st = py.settings
+    switches = [s for s in lines if _is_process_switch(s)]
+    process = {"source": source, "beams": [st.mode("Beams:idA"), st.mode("Beams:idB")],
+               "eCM": info.eCM(), "frame_type": st.mode("Beams:frameType"),
+               "process_level": bool(st.flag("ProcessLevel:all")), "switches": switches}
+    return cmnd_setup(lines, info.eCM(), process), actual_base(py)
+
+
+def _is_process_switch(line: str) -> bool:
+    key, _, val = line.partition("=")
+    group = key.strip().split(":", 1)[0]
+    return val.strip().lower() in ("on", "true", "yes", "1") and group[:1].isalpha() and group not in (
+        "Print", "Next", "Init", "Check", "Random", "Tune", "PartonLevel", "HadronLevel", "ProcessLevel",
+        "PDF", "Beams", "StringZ", "StringPT", "StringFlav", "TimeShower", "SpaceShower",
+        "MultipartonInteractions", "ColourReconnection", "BeamRemnants", "Main")
+
+
+def check_record_switches(py) -> None:
+    """The records exist only with VariationFrag:z and VariationFrag:pT on."""
+    for s in RECORD_SWITCHES:
+        key = s.split("=")[0].strip()
+        if not py.settings.flag(key):
+            raise PythiaError(f"{key} is off: Pythia keeps no rejection records without it; "
+                              f"readString('{s}') before init()")
 
 
 def actual_base(py) -> BaseParams:
@@ -31,20 +83,28 @@ def actual_base(py) -> BaseParams:
                       m_c=py.particleData.m0(4), m_b=py.particleData.m0(5))
 
 
-def final_hadrons(event) -> tuple:
-    """(px, py, pz, e, m, pdg) lists of the event's final-state hadrons."""
-    px, py_, pz, e, m, pdg = [], [], [], [], [], []
+def final_state(event) -> tuple:
+    """(px, py, pz, e, m, pdg, is_hadron) lists of the event's final-state particles, in event-record
+    order: hadrons, and with decays on also photons and leptons (format 2)."""
+    px, py_, pz, e, m, pdg, had = [], [], [], [], [], [], []
     for j in range(event.size()):
         p = event[j]
-        if p.isFinal() and p.isHadron():
+        if p.isFinal():
             px.append(p.px()); py_.append(p.py()); pz.append(p.pz())
-            e.append(p.e()); m.append(p.m()); pdg.append(p.id())
-    return px, py_, pz, e, m, pdg
+            e.append(p.e()); m.append(p.m()); pdg.append(p.id()); had.append(p.isHadron())
+    return px, py_, pz, e, m, pdg, had
+
+
+def final_hadrons(event) -> tuple:
+    """(px, py, pz, e, m, pdg) of the final-state hadrons only (what format 1 stored)."""
+    cols = final_state(event)
+    keep = cols[6]
+    return tuple([v for v, k in zip(c, keep) if k] for c in cols[:6])
 
 
 def next_event(py, reader, setup: Setup, cache: dict):
-    """Generate one event; returns (Records, hadrons) or None when Pythia failed it."""
+    """Generate one event; returns (Records, particles) or None when Pythia failed it."""
     fill_event(py, setup, cache)
     if not py.next():
         return None
-    return reader.read(), final_hadrons(py.event)
+    return reader.read(), final_state(py.event)

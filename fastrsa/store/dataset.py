@@ -14,7 +14,7 @@ from ..errors import DatasetError
 from ..params import BaseParams
 from .layout import SHARD_GLOB, manifest_path, read_manifest
 from .layout import shards as list_shards
-from .schema import COLUMNS, LIST_GROUPS, read_meta
+from .schema import COLUMNS, LIST_GROUPS, columns_of_version, read_meta
 
 
 @dataclass
@@ -23,7 +23,9 @@ class FlatView:
 
     ``values[name]`` holds every event's entries of column ``name`` back to back; event i owns
     ``values[name][offsets[group][i]:offsets[group][i+1]]`` with group in {"trials", "breaks",
-    "hadrons"}. ``n_attempts`` is per event. Values are views of the Arrow buffers (no copy).
+    "hadrons"} ("hadrons": every final-state particle in format 2, with the bool mask ``is_hadron``;
+    final-state hadrons only and no ``is_hadron`` in format 1). ``n_attempts`` is per event. Values
+    are views of the Arrow buffers (no copy), except the bool ``is_hadron`` (Arrow packs bits).
     """
 
     values: dict
@@ -54,6 +56,16 @@ class Dataset:
         return f"Dataset({str(self.path)!r}, events={len(self)}, shards={len(self.shards)})"
 
     @property
+    def format_version(self) -> int:
+        return int(self.meta["format_version"])
+
+    @property
+    def final_state_complete(self) -> bool:
+        """True when the particle columns hold every final-state particle (format >= 2); format 1
+        stored only the final-state hadrons."""
+        return self.format_version >= 2
+
+    @property
     def base(self) -> BaseParams:
         """The base point the records were sampled at."""
         return BaseParams.from_dict(self.meta["base"])
@@ -80,11 +92,12 @@ class Dataset:
 
     def flat(self, groups=("trials", "breaks", "hadrons")) -> FlatView:
         """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView)."""
-        cols = [c for g in groups for c in LIST_GROUPS[g]] + ["n_attempts"]
+        have = set(columns_of_version(self.format_version))
+        cols = [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
         table = self.table(columns=cols)
         values, offsets = {}, {}
         for g in groups:
-            for name in LIST_GROUPS[g]:
+            for name in (c for c in LIST_GROUPS[g] if c in have):
                 arr = table.column(name).chunks[0] if table.num_rows else pa.array([], table.schema.field(name).type)
                 off = np.asarray(arr.offsets).astype(np.int64)
                 if g in offsets:
@@ -93,7 +106,8 @@ class Dataset:
                                            f"the rest of the {g} columns; the dataset is corrupt")
                 else:
                     offsets[g] = off
-                flat = arr.values.to_numpy(zero_copy_only=True)
+                bits = pa.types.is_boolean(arr.type.value_type)
+                flat = arr.values.to_numpy(zero_copy_only=not bits)
                 # A sliced list array starts its values at offsets[0]; keep offsets relative to values.
                 values[name] = flat[off[0]:off[-1]] if len(off) else flat
             offsets[g] = offsets[g] - offsets[g][0]
@@ -139,7 +153,7 @@ def open_dataset(path) -> Dataset:
 def _run_identity(meta: dict) -> tuple:
     """What every shard of one run shares (the shard's own seed differs)."""
     return (json.dumps(meta.get("base"), sort_keys=True), json.dumps(meta.get("setup"), sort_keys=True),
-            meta.get("seed"), meta.get("pythia_version"))
+            meta.get("seed"), meta.get("pythia_version"), meta.get("format_version"))
 
 
 __all__ = ["Dataset", "FlatView", "open_dataset", "COLUMNS"]

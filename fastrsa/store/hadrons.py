@@ -1,9 +1,14 @@
-"""The hadrons of a sample as flat arrays plus int64 event offsets, for the observables.
+"""The final-state particles of a sample as flat arrays plus int64 event offsets, for the observables.
 
 A sample is a fastrsa dataset (read through `Dataset.flat`, the same view the weight engine uses,
 so a fit reads each dataset once) or any Parquet file/directory with per-event lists px, py, pz, e,
 pdg, the fastrsa schema metadata naming the setup, and optionally a float64 `weight` column
-(weighted pseudo-data or unfolded data).
+(weighted pseudo-data or unfolded data) and a bool list column `is_hadron`.
+
+Format 2 stores every final-state particle and marks the hadrons (`is_hadron`); format 1 and targets
+without `is_hadron` hold hadrons only (`is_hadron` None, `final_state_complete` False). Hadron-level
+observables (the RSA paper's) use `h.hadrons()`; observables "of all particles" need
+`final_state_complete`.
 """
 from __future__ import annotations
 
@@ -22,11 +27,19 @@ from .layout import shards as list_shards
 from .schema import META_KEY
 
 HADRON_COLUMNS = ("px", "py", "pz", "e", "pdg")
+IS_HADRON = "is_hadron"
 
 
 @dataclass
 class HadronSample:
-    """Hadron momenta of a sample (flat arrays + int64 offsets), its setup and optional event weights."""
+    """Final-state particle momenta of a sample (flat arrays + int64 offsets), its setup and optional
+    event weights.
+
+    `is_hadron` (bool per particle) marks the hadrons; None means every stored particle is a hadron
+    (format-1 datasets, targets without the column). `final_state_complete` is True only when the
+    arrays hold every final-state particle (format 2), so that "all particles" / "all charged
+    particles" observables can be computed as measurements define them.
+    """
 
     px: np.ndarray
     py: np.ndarray
@@ -37,9 +50,31 @@ class HadronSample:
     setup: dict
     path: str
     weights: np.ndarray | None = None
+    is_hadron: np.ndarray | None = None
+    final_state_complete: bool = False
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def hadrons(self) -> "HadronSample":
+        """The sample restricted to hadrons (same events, weights and setup; int64 offsets
+        recomputed). Returns `self` when every stored particle is a hadron."""
+        if self.is_hadron is None:
+            return self
+        cached = self.__dict__.get("_hadrons")
+        if cached is not None:
+            return cached
+        mask = np.asarray(self.is_hadron, bool)
+        if mask.all():
+            out = HadronSample(self.px, self.py, self.pz, self.e, self.pdg, self.offsets, self.setup,
+                               self.path, self.weights)
+        else:
+            csum = np.zeros(len(mask) + 1, np.int64)
+            np.cumsum(mask, out=csum[1:])
+            out = HadronSample(self.px[mask], self.py[mask], self.pz[mask], self.e[mask], self.pdg[mask],
+                               csum[self.offsets], self.setup, self.path, self.weights)
+        self.__dict__["_hadrons"] = out
+        return out
 
     @property
     def e_cm(self) -> float:
@@ -51,8 +86,11 @@ class HadronSample:
     def from_flat(cls, fv, meta: dict, path) -> "HadronSample":
         """From a dataset's FlatView (its hadron group) and metadata; no second read of the files."""
         f64 = lambda name: np.asarray(fv[name], np.float64)  # noqa: E731
+        mask = fv.values.get(IS_HADRON)
         return cls(f64("px"), f64("py"), f64("pz"), f64("e"), np.asarray(fv["pdg"], np.int64),
-                   fv.offsets["hadrons"], _setup_of(meta, path), str(path))
+                   fv.offsets["hadrons"], _setup_of(meta, path), str(path),
+                   is_hadron=None if mask is None else np.asarray(mask, bool),
+                   final_state_complete=mask is not None and int(meta.get("format_version", 1)) >= 2)
 
 
 def _setup_of(meta: dict, where) -> dict:
@@ -73,7 +111,7 @@ def load_hadrons(path) -> HadronSample:
     files = [p] if p.is_file() else list_shards(p)
     if not files:
         raise DatasetError(f"{p}: holds no Parquet shards ({SHARD_GLOB})")
-    tables, setup = [], None
+    tables, setup, with_mask = [], None, []
     for f in files:
         try:
             schema = pq.read_schema(f)
@@ -88,11 +126,15 @@ def load_hadrons(path) -> HadronSample:
         if setup is not None and s != setup:
             raise DatasetError(f"{f}: setup {s} differs from {setup} in the other shards")
         setup = s
-        cols = list(HADRON_COLUMNS) + (["weight"] if "weight" in schema.names else [])
+        with_mask.append(IS_HADRON in schema.names)
+        if with_mask[-1] != with_mask[0]:
+            raise DatasetError(f"{f}: has{'' if with_mask[-1] else ' no'} column {IS_HADRON!r} unlike "
+                               f"{files[0]}; a sample is of one format")
+        cols = list(HADRON_COLUMNS) + [c for c in (IS_HADRON, "weight") if c in schema.names]
         tables.append(pq.read_table(f, columns=cols))
     table = pa.concat_tables(tables).combine_chunks()
     arrays, offsets = {}, None
-    for name in HADRON_COLUMNS:
+    for name in HADRON_COLUMNS + ((IS_HADRON,) if with_mask[0] else ()):
         arr = table.column(name).chunks[0]
         off = np.asarray(arr.offsets).astype(np.int64)
         if offsets is not None and not np.array_equal(off - off[0], offsets):
@@ -111,9 +153,11 @@ def load_hadrons(path) -> HadronSample:
     for name in ("px", "py", "pz", "e"):
         if not np.all(np.isfinite(arrays[name])):
             raise DatasetError(f"{p}: column {name!r} holds NaN or inf")
+    mask = arrays[IS_HADRON].astype(bool) if with_mask[0] else None
     return HadronSample(arrays["px"].astype(np.float64), arrays["py"].astype(np.float64),
                         arrays["pz"].astype(np.float64), arrays["e"].astype(np.float64),
-                        arrays["pdg"].astype(np.int64), offsets, setup, str(p), weights)
+                        arrays["pdg"].astype(np.int64), offsets, setup, str(p), weights,
+                        is_hadron=mask, final_state_complete=mask is not None)
 
 
 def check_same_setup(samples: dict) -> None:

@@ -12,14 +12,16 @@ import pyarrow as pa
 from ..errors import DatasetError
 
 FORMAT_NAME = "fastrsa-rsa-history"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                      # 2: every final-state particle plus `is_hadron`; 1: hadrons only
+READABLE_VERSIONS = (1, 2)
 META_KEY = b"fastrsa"
 
 TRIAL_F64 = ("z", "fprel", "mt2")       # per trial, Pythia's order; mt2 < 0 marks a rejected trial
 TRIAL_I32 = ("id_old", "id_new")        # flavours of the break (PDG codes)
 BREAK_F64 = ("pt2", "pt_mult")          # per string break: dimensionless Gaussian pT2 and its multiplier
-HADRON_F64 = ("px", "py", "pz", "e", "m")
+HADRON_F64 = ("px", "py", "pz", "e", "m")  # every final-state particle (format 1: final-state hadrons only)
 HADRON_I32 = ("pdg",)
+HADRON_BOOL = ("is_hadron",)            # format 2: per particle, True for a hadron
 
 SCHEMA = pa.schema(
     [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in TRIAL_F64]
@@ -27,11 +29,21 @@ SCHEMA = pa.schema(
     + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in BREAK_F64]
     + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in HADRON_F64]
     + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in HADRON_I32]
+    + [pa.field(n, pa.list_(pa.bool_()), nullable=False) for n in HADRON_BOOL]
     + [pa.field("n_attempts", pa.int32(), nullable=False)]
 )
 COLUMNS = tuple(SCHEMA.names)
-# Columns that share one list length per event (checked on read).
-LIST_GROUPS = {"trials": TRIAL_F64 + TRIAL_I32, "breaks": BREAK_F64, "hadrons": HADRON_F64 + HADRON_I32}
+# Columns that share one list length per event (checked on read). The group of the final-state
+# particles keeps its format-1 name "hadrons"; `is_hadron` is absent from format-1 datasets.
+LIST_GROUPS = {"trials": TRIAL_F64 + TRIAL_I32, "breaks": BREAK_F64,
+               "hadrons": HADRON_F64 + HADRON_I32 + HADRON_BOOL}
+# Columns that only some readable versions hold: name -> first version that has it.
+SINCE_VERSION = {"is_hadron": 2}
+
+
+def columns_of_version(version: int) -> tuple:
+    """The columns a dataset of format `version` holds."""
+    return tuple(c for c in COLUMNS if SINCE_VERSION.get(c, 1) <= version)
 
 
 def schema_with_meta(meta: dict) -> pa.Schema:
@@ -50,11 +62,15 @@ def read_meta(schema: pa.Schema, where: str) -> dict:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise DatasetError(f"{where}: format version {version} is newer than this fastrsa reads "
                            f"({FORMAT_VERSION}); upgrade fastrsa")
-    missing = [c for c in COLUMNS if c not in schema.names]
+    if version not in READABLE_VERSIONS:
+        raise DatasetError(f"{where}: format version {version} is not one this fastrsa reads "
+                           f"({', '.join(map(str, READABLE_VERSIONS))})")
+    cols = columns_of_version(version)
+    missing = [c for c in cols if c not in schema.names]
     if missing:
         raise DatasetError(f"{where}: missing columns {missing}; the dataset is incomplete or not "
                            "made by 'fastrsa generate'")
-    for name in COLUMNS:
+    for name in cols:
         if not schema.field(name).type.equals(SCHEMA.field(name).type):
             raise DatasetError(f"{where}: column {name!r} has type {schema.field(name).type}, "
                                f"expected {SCHEMA.field(name).type}")

@@ -62,6 +62,7 @@ class Classifier:
     def score(self, h: HadronSample, batch_events: int = 8192) -> np.ndarray:
         if h.setup != self.info["setup"]:
             raise DatasetError(f"{h.path}: setup {h.setup} but the classifier was trained on {self.info['setup']}")
+        h = h.hadrons()
         feats = torch.from_numpy(hadron_features(h).astype(np.float32))
         out = np.empty(len(h))
         with torch.no_grad():
@@ -124,8 +125,8 @@ def train_classifier(base, target, hidden: int = 64, epochs: int = 10, batch_eve
     """Train DeepSets to tell `base` events (label 0) from `target` events (label 1) with binary
     cross-entropy; reports the held-out accuracy and loss. base/target: dataset paths or HadronSamples."""
     stream = stream or sys.stderr
-    hb = base if isinstance(base, HadronSample) else load_hadrons(base)
-    ht = target if isinstance(target, HadronSample) else load_hadrons(target)
+    hb = (base if isinstance(base, HadronSample) else load_hadrons(base)).hadrons()
+    ht = (target if isinstance(target, HadronSample) else load_hadrons(target)).hadrons()
     check_same_setup({"target": ht, "base": hb})
     if epochs < 1 or hidden < 1 or batch_events < 1:
         raise ParameterError("classifier: epochs, hidden and batch_events must be >= 1")

@@ -20,7 +20,7 @@ from ..errors import DatasetError
 from ..store.hadrons import HadronSample
 from .basic import charge3
 from .registry import register
-from .shapes import thrust as _thrust_of
+from .shapes import thrust_of
 
 STATISTICS = ("density", "fraction", "mean")
 LEP_ECM = 91.2      # [GeV] every shipped ALEPH table is at the Z pole
@@ -31,14 +31,6 @@ def _complete(h: HadronSample, name: str) -> None:
         raise DatasetError(f"{h.path}: observable {name!r} needs every final-state particle, but this sample "
                            "stores only the hadrons (dataset format 1, or a target without 'is_hadron'); "
                            "regenerate it with this fastrsa ('fastrsa generate')")
-
-
-def select(h: HadronSample, mask: np.ndarray) -> HadronSample:
-    """The sample restricted to the particles where `mask` is true (int64 offsets recomputed)."""
-    keep = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    offsets = keep[h.offsets]
-    return HadronSample(h.px[mask], h.py[mask], h.pz[mask], h.e[mask], h.pdg[mask], offsets, h.setup, h.path,
-                        h.weights)
 
 
 @register("charged_multiplicity_all", "event",
@@ -53,13 +45,13 @@ def charged_multiplicity_all(h: HadronSample) -> np.ndarray:
 @register("thrust_all", "event", "thrust of every final-state particle after decays (ALEPH 2004)")
 def thrust_all(h: HadronSample) -> np.ndarray:
     _complete(h, "thrust_all")
-    return _thrust_of(h)
+    return thrust_of(h)
 
 
 @register("one_minus_thrust_charged", "event", "1 - thrust of the charged final-state particles (ALEPH 1996)")
 def one_minus_thrust_charged(h: HadronSample) -> np.ndarray:
     _complete(h, "one_minus_thrust_charged")
-    return 1.0 - _thrust_of(select(h, charge3(h.pdg) != 0))
+    return 1.0 - thrust_of(h.select(charge3(h.pdg) != 0))
 
 
 @dataclass(frozen=True)

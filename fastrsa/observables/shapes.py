@@ -78,7 +78,11 @@ def _momentum_tensors(offsets, px, py, pz, out):
 @register("thrust", "event", "thrust T = max_n sum|p.n| / sum|p| (exact: every partition by a plane "
                               "through two hadrons)")
 def thrust(h: HadronSample) -> np.ndarray:
-    h = h.hadrons()
+    return thrust_of(h.hadrons())
+
+
+def thrust_of(h: HadronSample) -> np.ndarray:
+    """Thrust of every particle the sample holds (callers choose the particles)."""
     out = np.empty(len(h))
     _thrust(h.offsets, h.px, h.py, h.pz, out)
     return out

@@ -56,25 +56,26 @@ class HadronSample:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def select(self, mask) -> "HadronSample":
+        """The sample restricted to the particles where `mask` is true (same events, weights and setup;
+        int64 offsets recomputed)."""
+        mask = np.asarray(mask, bool)
+        csum = np.zeros(len(mask) + 1, np.int64)
+        np.cumsum(mask, out=csum[1:])
+        return HadronSample(self.px[mask], self.py[mask], self.pz[mask], self.e[mask], self.pdg[mask],
+                            csum[self.offsets], self.setup, self.path, self.weights)
+
     def hadrons(self) -> "HadronSample":
-        """The sample restricted to hadrons (same events, weights and setup; int64 offsets
-        recomputed). Returns `self` when every stored particle is a hadron."""
+        """The sample restricted to hadrons. Returns `self` when every stored particle is a hadron."""
         if self.is_hadron is None:
             return self
         cached = self.__dict__.get("_hadrons")
-        if cached is not None:
-            return cached
-        mask = np.asarray(self.is_hadron, bool)
-        if mask.all():
-            out = HadronSample(self.px, self.py, self.pz, self.e, self.pdg, self.offsets, self.setup,
-                               self.path, self.weights)
-        else:
-            csum = np.zeros(len(mask) + 1, np.int64)
-            np.cumsum(mask, out=csum[1:])
-            out = HadronSample(self.px[mask], self.py[mask], self.pz[mask], self.e[mask], self.pdg[mask],
-                               csum[self.offsets], self.setup, self.path, self.weights)
-        self.__dict__["_hadrons"] = out
-        return out
+        if cached is None:
+            mask = np.asarray(self.is_hadron, bool)
+            cached = (HadronSample(self.px, self.py, self.pz, self.e, self.pdg, self.offsets, self.setup,
+                                   self.path, self.weights) if mask.all() else self.select(mask))
+            self.__dict__["_hadrons"] = cached
+        return cached
 
     @property
     def e_cm(self) -> float:

@@ -307,3 +307,23 @@ while True:
         assert pq.read_metadata(f).num_rows == 5
     ds = open_dataset(out)
     assert len(ds) == 5 * len(shards) and not ds.complete
+
+
+def test_a_fit_to_measurements_validates_on_the_users_own_configuration(ee40, tmp_path, capsys):
+    """With a --cmnd base, --validate-events regenerates at the fitted point from the user's own settings
+    with the fitted (a, b, sigma) applied on top."""
+    from fastrsa.fit.measured import pseudo_measurement
+    from fastrsa.measurements import write_csv
+    from fastrsa.observables import compute
+    from fastrsa.store import load_hadrons
+    n = compute(load_hadrons(ee40.path), ["charged_multiplicity_all"])["charged_multiplicity_all"].values
+    write_csv(pseudo_measurement(n, np.arange(-1.0, 61.0, 4.0), "fraction"), tmp_path / "nch.csv")
+    rc = main(["fit", "--base", str(ee40.path), "--data", f"{tmp_path / 'nch.csv'}=charged_multiplicity_all:fraction",
+               "--steps", "2", "--validate-events", "30", "--out", str(tmp_path / "f"), "--quiet", "--no-plots"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    res = json.loads((tmp_path / "f" / "result.json").read_text())
+    assert res["data"]["validation"]["chi2"] > 0
+    v = open_dataset(tmp_path / "f" / "validation")
+    assert v.meta["setup"]["name"] == "cmnd" and v.base.a == pytest.approx(res["a"], rel=1e-12)
+    assert v.meta["setup"]["energy"] == pytest.approx(40.0)

@@ -97,9 +97,13 @@ def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: in
     from ..store.hadrons import HadronSample
     setup = problem.datasets[0].meta["setup"]
     th = dict(zip(SPACE.names, result.theta))
-    ds = generate(out / "validation", events=events, a=th["a"], b=th["b"], sigma=th["sigma"],
-                  z_head=problem.datasets[0].base.z_head, energy=setup["energy"], setup=setup["name"],
-                  seed=seed + 7919, jobs=jobs, progress=False)
+    common = dict(events=events, z_head=problem.datasets[0].base.z_head, seed=seed + 7919, jobs=jobs, progress=False)
+    if setup["name"] == "cmnd":         # the user's configuration, with the fitted point on top
+        point = [f"{SPACE[n].setting} = {th[n]!r}" for n in SPACE.names]
+        ds = generate(out / "validation", settings=list(setup["settings"]) + point, **common)
+    else:
+        ds = generate(out / "validation", a=th["a"], b=th["b"], sigma=th["sigma"], energy=setup["energy"],
+                      setup=setup["name"], **common)
     sample = HadronSample.from_flat(ds.flat(groups=("hadrons",)), ds.meta, ds.path)
     return chi2_of_sample(problem.data, sample)
 

@@ -4,67 +4,70 @@ import math
 import torch
 from torch.func import jvp
 
+from . import _jet as _j
 from ._grove import Structure
+from ._jet import Jet, log_scale_jet
 
 
-def _boost(p: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """Lorentz boost of p = (px, py, pz, E) into the frame that moves with velocity beta.
+def _boost(p, bx, by, bz, g):
+    """Lorentz boost of p = (px, py, pz, E) into the frame that moves with velocity (bx, by, bz).
 
-    Written with gamma^2/(gamma+1) instead of (gamma-1)/beta^2, so beta = 0 is regular.
+    Written with gamma^2/(gamma+1) instead of (gamma-1)/beta^2, so beta = 0 is regular. Works on plain
+    tensors and on Jets alike (Jets are always the left operand of a product with a plain tensor).
     """
-    bp = (beta * p[..., :3]).sum(-1, keepdim=True)
-    e = p[..., 3:4]
-    vec = p[..., :3] + beta * (gamma * gamma / (gamma + 1.0) * bp - gamma * e)
-    return torch.cat([vec, gamma * (e - bp)], -1)
+    px, py, pz, e = p
+    bp = bx * px + by * py + bz * pz
+    f = g * g / (g + 1.0) * bp - g * e
+    return (px + bx * f, py + by * f, pz + bz * f, g * (e - bp))
 
 
-def emit(pa, pb, log_a, log_b, phi):
+def emit(pa, pb, log_a, log_b, sphi, cphi):
     """One 2 -> 3 dipole emission: the dipole (a, b) becomes (a', g, b').
 
     log_a, log_b are ln(m_ag^2/m_ab^2) and ln(m_gb^2/m_ab^2) read off the grove. The exact three-body
     invariants are y_ag = A/(1+A+B), y_gb = B/(1+A+B) (A = e^log_a, B = e^log_b), always inside the
     massless three-body phase space and equal to (A, B) in the soft limit. In the dipole rest frame the
     parton a' makes the angle psi x_b^2/(x_a^2+x_b^2) with the old direction of a (Kleiss recoil), the
-    emission plane has azimuth phi around that direction.
+    emission plane has azimuth phi around that direction (measured from e1 ~ z_lab x n).
+    Momenta are 4-tuples (px, py, pz, E) of tensors or Jets.
     """
-    q = pa + pb
-    q0 = q[..., 3:4]
-    s = q0 * q0 - (q[..., :3] * q[..., :3]).sum(-1, keepdim=True)
-    w = torch.sqrt(s)
-    beta = q[..., :3] / q0
-    gamma = q0 / w
-    ra = _boost(pa, beta, gamma)[..., :3]
-    n = ra / torch.sqrt((ra * ra).sum(-1, keepdim=True))
+    qx, qy, qz, qe = (pa[i] + pb[i] for i in range(4))
+    w = _j.sqrt(qe * qe - (qx * qx + qy * qy + qz * qz))
+    bx, by, bz = qx / qe, qy / qe, qz / qe
+    g = qe / w
+    rx, ry, rz, _ = _boost(pa, bx, by, bz, g)
+    rn = _j.sqrt(rx * rx + ry * ry + rz * rz)
+    nx, ny, nz = rx / rn, ry / rn, rz / rn
 
-    A = torch.exp(log_a)[..., None]
-    B = torch.exp(log_b)[..., None]
-    d = 1.0 + A + B
+    A = _j.exp(log_a)
+    B = _j.exp(log_b)
+    d = A + B + 1.0
     yag = A / d
     ygb = B / d
-    xa = 1.0 - ygb
-    xb = 1.0 - yag
-    c = (1.0 / d) / (xa * xb)  # cos^2(psi/2), psi = pi - (angle between a' and b')
-    psi = 2.0 * torch.atan2(torch.sqrt(1.0 - c), torch.sqrt(c))
-    th1 = psi * xb * xb / (xa * xa + xb * xb)
+    xa = -ygb + 1.0
+    xb = -yag + 1.0
+    c = 1.0 / (d * xa * xb)  # cos^2(psi/2), psi = pi - (angle between a' and b')
+    psi = _j.atan2(_j.sqrt(-c + 1.0), _j.sqrt(c)) * 2.0
+    th1 = psi * (xb * xb) / (xa * xa + xb * xb)
     th2 = psi - th1
 
-    nx, ny, nz = n[..., 0:1], n[..., 1:2], n[..., 2:3]
-    rho = torch.sqrt(nx * nx + ny * ny)
-    e1 = torch.cat([-ny / rho, nx / rho, torch.zeros_like(nx)], -1)
-    e2 = torch.cat([ny * e1[..., 2:3] - nz * e1[..., 1:2], nz * e1[..., 0:1] - nx * e1[..., 2:3],
-                    nx * e1[..., 1:2] - ny * e1[..., 0:1]], -1)
-    ph = phi[..., None]
-    e = torch.cos(ph) * e1 + torch.sin(ph) * e2
-
-    ea = 0.5 * xa * w
-    eb = 0.5 * xb * w
-    va = ea * (torch.cos(th1) * n - torch.sin(th1) * e)
-    vb = eb * (-torch.cos(th2) * n - torch.sin(th2) * e)
-    vg = -(va + vb)
+    rho = _j.sqrt(nx * nx + ny * ny)
+    e1x, e1y = -ny / rho, nx / rho
+    e2x, e2y, e2z = -(nz * e1y), nz * e1x, nx * e1y - ny * e1x
+    ex = e1x * cphi + e2x * sphi
+    ey = e1y * cphi + e2y * sphi
+    ez = e2z * sphi
+    s1, c1 = _j.sincos(th1)
+    s2, c2 = _j.sincos(th2)
+    ea = xa * w * 0.5
+    eb = xb * w * 0.5
+    ax, ay, az = ea * (c1 * nx - s1 * ex), ea * (c1 * ny - s1 * ey), ea * (c1 * nz - s1 * ez)
+    cx, cy, cz = -(eb * (c2 * nx + s2 * ex)), -(eb * (c2 * ny + s2 * ey)), -(eb * (c2 * nz + s2 * ez))
+    gx, gy, gz = -(ax + cx), -(ay + cy), -(az + cz)
     eg = w - ea - eb
-    na = _boost(torch.cat([va, ea], -1), -beta, gamma)
-    nb = _boost(torch.cat([vb, eb], -1), -beta, gamma)
-    ng = _boost(torch.cat([vg, eg], -1), -beta, gamma)
+    na = _boost((ax, ay, az, ea), -bx, -by, -bz, g)
+    nb = _boost((cx, cy, cz, eb), -bx, -by, -bz, g)
+    ng = _boost((gx, gy, gz, eg), -bx, -by, -bz, g)
     return na, ng, nb
 
 
@@ -109,27 +112,44 @@ class Plan:
         kmax0 = st.L - 2.0 * self.col_abs_y
         self.col_top = (self.col_level + 1.0) * self.dk >= kmax0[None, :]
 
-    def momenta(self, lam: torch.Tensor) -> torch.Tensor:
-        """Padded momenta [n, nmax, 4] at scale lam (a 0-dim tensor), differentiable in lam."""
-        L = 2.0 * torch.log(self.ecm / lam)
-        n = self.n
-        dev = self.dir.device
-        # lam * 0 makes P a dual tensor at every jvp level from the start, so the in-place writes below
-        # touch only the written rows of the tangents (writing a dual into a plain buffer copies it all).
-        P = torch.zeros((n, self.nmax, 4), dtype=self.dtype, device=dev) + lam * 0.0
+    def _initial(self, P0):
         half = 0.5 * self.ecm
-        ar = torch.arange(n, device=dev)
-        P[:, 0, :3] = half * self.dir
-        P[:, 0, 3] = half
-        P[ar, self.last, :3] = -half * self.dir
-        P[ar, self.last, 3] = half
+        ar = torch.arange(self.n, device=self.dir.device)
+        P0[:, 0, :3] = half * self.dir
+        P0[:, 0, 3] = half
+        P0[ar, self.last, :3] = -half * self.dir
+        P0[ar, self.last, 3] = half
+
+    def momenta(self, lam: torch.Tensor) -> torch.Tensor:
+        """Padded momenta [n, nmax, 4] at scale lam (a 0-dim tensor), differentiable in lam (torch AD)."""
+        L = 2.0 * torch.log(self.ecm / lam)
+        # lam * 0 makes P a dual tensor at every jvp level from the start, so the in-place writes below
+        # do not have to promote a plain buffer.
+        P = torch.zeros((self.n, self.nmax, 4), dtype=self.dtype, device=self.dir.device) + lam * 0.0
+        self._initial(P)
         for ev, a, g, b, la0, lac, lb0, lbc, phi in self.steps:
-            pa = P[ev, a]
-            pb = P[ev, b]
-            na, ng, nb = emit(pa, pb, la0 + lac * L, lb0 + lbc * L, phi)
-            P[ev, a] = na
-            P[ev, g] = ng
-            P[ev, b] = nb
+            pa = tuple(P[ev, a, i] for i in range(4))
+            pb = tuple(P[ev, b, i] for i in range(4))
+            na, ng, nb = emit(pa, pb, la0 + lac * L, lb0 + lbc * L, torch.sin(phi), torch.cos(phi))
+            P[ev, a] = torch.stack(na, -1)
+            P[ev, g] = torch.stack(ng, -1)
+            P[ev, b] = torch.stack(nb, -1)
+        return P
+
+    def momenta_jet(self, lam0: float, K: int) -> torch.Tensor:
+        """Taylor coefficients [K+1, n, nmax, 4] of the padded momenta in Lambda at lam0 (Taylor-mode AD)."""
+        Lc = log_scale_jet(self.ecm, lam0, K, self.dtype, self.dir.device)
+        P = torch.zeros((K + 1, self.n, self.nmax, 4), dtype=self.dtype, device=self.dir.device)
+        self._initial(P[0])
+        for ev, a, g, b, la0, lac, lb0, lbc, phi in self.steps:
+            pa = tuple(Jet(P[:, ev, a, i]) for i in range(4))
+            pb = tuple(Jet(P[:, ev, b, i]) for i in range(4))
+            ja = Jet(torch.cat([(la0 + lac * Lc[0])[None], lac[None] * Lc[1:, None]]))
+            jb = Jet(torch.cat([(lb0 + lbc * Lc[0])[None], lbc[None] * Lc[1:, None]]))
+            na, ng, nb = emit(pa, pb, ja, jb, torch.sin(phi), torch.cos(phi))
+            P[:, ev, a] = torch.stack([x.c for x in na], -1)
+            P[:, ev, g] = torch.stack([x.c for x in ng], -1)
+            P[:, ev, b] = torch.stack([x.c for x in nb], -1)
         return P
 
     def log_rate(self, lam: torch.Tensor) -> torch.Tensor:

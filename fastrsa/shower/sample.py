@@ -23,7 +23,8 @@ class ShowerSample:
     coeffs: [orders, n_partons, 4], coeffs[k-1] = d^k p / dLambda^k / k!.
     log_rate_derivs: [n, orders], column k-1 = d^k ln(rate) / dLambda^k (no 1/k!).
     topology: [n] int64 identifier of the discrete structure (equal structure <=> equal id, up to hash
-    collisions). generation / level: per parton, -1 / 0 for the quarks, else the gluon's generation in the
+    collisions). log_rate: [n] ln P(discrete structure | Lambda) of the Lambda-dependent columns.
+    generation / level: per parton, -1 / 0 for the quarks, else the gluon's generation in the
     grove (0 = primary) and its kappa level m (kappa = 2 m dy).
     """
     p: torch.Tensor
@@ -34,6 +35,7 @@ class ShowerSample:
     topology: torch.Tensor
     generation: torch.Tensor
     level: torch.Tensor
+    log_rate: torch.Tensor
     lam: float
     ecm: float
     seed: int
@@ -103,13 +105,17 @@ def _check(n, lam, ecm, seed, orders, dtype, dy, chunk_size, first_event):
 
 def generate(n: int, lam: float, ecm: float = 91.2, seed: int = 0, orders: int = 3, device="cpu",
              dtype=torch.float64, *, dy: float = DEFAULT_DY, chunk_size: int = 4096,
-             first_event: int = 0) -> ShowerSample:
+             first_event: int = 0, method: str = "jet") -> ShowerSample:
     """Generate n events e+e- -> q qbar + Discrete-QCD cascade at scale Lambda = lam (GeV).
 
     Event i is a function of (seed, first_event + i, lam, ecm, dy) only: not of n, chunk_size or device.
     orders: number of Lambda-derivatives (Taylor coefficients) computed by nested forward-mode autodiff.
     dy: rapidity step of the lattice (default 1/alpha0; the kappa step is 2 dy).
+    method: "jet" (Taylor-mode forward AD, fast) or "jvp" (nested torch.func.jvp, slow; a cross-check).
+    The log-rate derivatives always use nested torch.func.jvp.
     """
+    if method not in ("jet", "jvp"):
+        raise ParameterError(f"method must be 'jet' or 'jvp', got {method!r}")
     lam = float(lam) if isinstance(lam, (int, float)) and not isinstance(lam, bool) else lam
     ecm = float(ecm) if isinstance(ecm, (int, float)) and not isinstance(ecm, bool) else ecm
     _check(n, lam, ecm, seed, orders, dtype, dy, chunk_size, first_event)
@@ -118,21 +124,27 @@ def generate(n: int, lam: float, ecm: float = 91.2, seed: int = 0, orders: int =
     except (RuntimeError, TypeError) as exc:
         raise ParameterError(f"device {device!r} is not a torch device: {exc}") from None
     L = 2.0 * math.log(ecm / lam)
-    ps, pdgs, mults, coefs, lrs, topos, gens, levels = [], [], [], [], [], [], [], []
+    ps, pdgs, mults, coefs, lrs, topos, gens, levels, rates = [], [], [], [], [], [], [], [], []
     for lo in range(0, n, chunk_size):
         m = min(chunk_size, n - lo)
         with torch.no_grad():
             st = _grove.build(m, first_event + lo, seed, L, ecm, dy, dev)
         plan = Plan(st, ecm, dtype)
         x = torch.tensor(lam, dtype=dtype, device=dev)
-        ders = taylor(plan.both, x, orders)
-        P = ders[0][0].detach()
         valid = torch.arange(plan.nmax, device=dev)[None, :] < (st.n_gluons + 2)[:, None]
-        ps.append(P[valid])
-        coefs.append(torch.stack([ders[k][0].detach()[valid] / math.factorial(k) for k in range(1, orders + 1)])
+        if method == "jet":
+            PJ = plan.momenta_jet(lam, orders)
+            lr = [d.detach() for d in taylor(plan.log_rate, x, orders)]
+            pc = [PJ[k] for k in range(orders + 1)]
+        else:
+            ders = taylor(plan.both, x, orders)
+            lr = [d[1].detach() for d in ders]
+            pc = [ders[k][0].detach() / math.factorial(k) for k in range(orders + 1)]
+        ps.append(pc[0][valid])
+        rates.append(lr[0])
+        coefs.append(torch.stack([pc[k][valid] for k in range(1, orders + 1)])
                      if orders else torch.zeros((0, int(valid.sum()), 4), dtype=dtype, device=dev))
-        lrs.append(torch.stack([ders[k][1].detach() for k in range(1, orders + 1)], 1) if orders
-                   else torch.zeros((m, 0), dtype=dtype, device=dev))
+        lrs.append(torch.stack(lr[1:], 1) if orders else torch.zeros((m, 0), dtype=dtype, device=dev))
         pdg = torch.full((m, plan.nmax), 21, dtype=torch.int64, device=dev)
         pdg[:, 0] = st.flavour
         pdg[torch.arange(m, device=dev), plan.last] = -st.flavour
@@ -151,6 +163,7 @@ def generate(n: int, lam: float, ecm: float = 91.2, seed: int = 0, orders: int =
                             offsets=torch.zeros(1, dtype=torch.int64, device=dev),
                             coeffs=torch.zeros((orders, 0, 4), dtype=dtype, device=dev),
                             log_rate_derivs=torch.zeros((0, orders), dtype=dtype, device=dev), topology=z,
+                            log_rate=torch.zeros((0,), dtype=dtype, device=dev),
                             generation=z, level=z, lam=lam, ecm=ecm, seed=seed, orders=orders, dy=dy,
                             first_event=first_event)
     mult = torch.cat(mults)
@@ -158,5 +171,6 @@ def generate(n: int, lam: float, ecm: float = 91.2, seed: int = 0, orders: int =
     offsets[1:] = torch.cumsum(mult, 0)
     return ShowerSample(p=torch.cat(ps), pdg=torch.cat(pdgs), offsets=offsets, coeffs=torch.cat(coefs, 1),
                         log_rate_derivs=torch.cat(lrs), topology=torch.cat(topos), generation=torch.cat(gens),
+                        log_rate=torch.cat(rates),
                         level=torch.cat(levels), lam=lam, ecm=ecm, seed=seed, orders=orders, dy=dy,
                         first_event=first_event)

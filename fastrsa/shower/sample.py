@@ -91,6 +91,8 @@ def _check(n, lam, ecm, seed, orders, dtype, dy, chunk_size, first_event):
             raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
     if lam >= ecm / 2:
         raise ParameterError(f"lam must be well below ecm/2 (lam={lam}, ecm={ecm}): set lam to a QCD scale, e.g. 0.4")
+    if not 0.3 <= dy <= 2.0:
+        raise ParameterError(f"dy must lie in [0.3, 2.0] (the multiplicity explodes for small steps), got {dy!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise ParameterError(f"seed must be an int in [0, 2^63), got {seed!r}")
     if isinstance(orders, bool) or not isinstance(orders, int) or not 0 <= orders <= 6:

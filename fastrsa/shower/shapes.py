@@ -36,6 +36,15 @@ def _thrust_signs(P: torch.Tensor) -> torch.Tensor:
     E, M, _ = P.shape
     if M < 2:
         return torch.ones((E, M), dtype=P.dtype, device=P.device)
+    # Degenerate configurations (e.g. every 3-parton event is planar) leave sign(p_i . n) = 0 for
+    # momenta in the plane of p_j, p_k. The partitions are therefore enumerated on slightly perturbed
+    # momenta (a fixed, relative 1e-7 perturbation), which are in general position; every candidate is
+    # then scored with the true momenta. The optimal partition of the true momenta is strictly separable
+    # by a plane, so it stays separable after the perturbation and is among the candidates: exact.
+    Preal = P
+    gen = torch.Generator(device="cpu").manual_seed(12345)
+    noise = torch.randn((E, M, 3), generator=gen, dtype=torch.float64).to(device=P.device, dtype=P.dtype)
+    P = P + 1e-7 * noise * P.norm(dim=-1, keepdim=True)
     jj, kk = torch.triu_indices(M, M, 1, device=P.device)
     K = jj.numel()
     best_val = torch.full((E,), -1.0, dtype=P.dtype, device=P.device)
@@ -50,9 +59,9 @@ def _thrust_signs(P: torch.Tensor) -> torch.Tensor:
         kk_ar = torch.arange(j.numel(), device=P.device)
         s[:, kk_ar, j] = 0.0
         s[:, kk_ar, k] = 0.0
-        base = torch.einsum("ekm,emc->ekc", s, P)                         # [E, k, 3]
-        cand = base[:, :, None, :] + combos[None, None, :, 0:1] * P[:, j][:, :, None, :] \
-            + combos[None, None, :, 1:2] * P[:, k][:, :, None, :]         # [E, k, 4, 3]
+        base = torch.einsum("ekm,emc->ekc", s, Preal)                     # [E, k, 3]
+        cand = base[:, :, None, :] + combos[None, None, :, 0:1] * Preal[:, j][:, :, None, :] \
+            + combos[None, None, :, 1:2] * Preal[:, k][:, :, None, :]     # [E, k, 4, 3]
         val = (cand * cand).sum(-1).flatten(1)                            # [E, 4k]
         v, idx = val.max(1)
         better = v > best_val

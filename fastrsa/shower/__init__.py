@@ -9,5 +9,14 @@ from ._model import ALPHA0, DEFAULT_DY, N_F, flavour_weights
 from .sample import SHOWER_VERSION, ShowerSample, generate
 from .shapes import c_parameter, thrust
 
-__all__ = ["generate", "ShowerSample", "SHOWER_VERSION", "thrust", "c_parameter", "ALPHA0", "DEFAULT_DY",
-           "N_F", "flavour_weights"]
+__all__ = [
+           "ALPHA0",
+           "DEFAULT_DY",
+           "N_F",
+           "SHOWER_VERSION",
+           "ShowerSample",
+           "c_parameter",
+           "flavour_weights",
+           "generate",
+           "thrust",
+]

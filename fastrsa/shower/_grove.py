@@ -84,7 +84,7 @@ def build(n: int, first_event: int, seed: int, L: float, ecm: float, dy: float, 
     phi0 = 2.0 * math.pi * _rng.uniform(ek, _P_PHI0)
 
     # ---- generation 0: the primary triangle |y| < (L - kappa)/2, columns at y = (j + 1/2) dy.
-    jhi = int(math.ceil(L / (2.0 * dy))) + 1
+    jhi = math.ceil(L / (2.0 * dy)) + 1
     js = torch.arange(jhi, -jhi - 1, -1, device=dev, dtype=torch.int64)  # y descending = quark side first
     y = (js.to(torch.float64) + 0.5) * dy
     kmax = L - 2.0 * y.abs()

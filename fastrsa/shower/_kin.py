@@ -1,6 +1,4 @@
 """Kinematics: momenta as a smooth torch function of Lambda at a fixed grove (docs/shower.md)."""
-import math
-
 import torch
 from torch.func import jvp
 
@@ -183,7 +181,3 @@ def taylor(f, x: torch.Tensor, order: int):
             node = node[bit]
         out.append(node)
     return out
-
-
-def fact(k: int) -> float:
-    return float(math.factorial(k))

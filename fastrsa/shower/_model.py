@@ -60,7 +60,7 @@ def sample_cos_theta(u: torch.Tensor) -> torch.Tensor:
     q = torch.sqrt(r * r + 1.0)
     c1 = r + q
     c2 = r - q
-    cbrt = lambda x: torch.sign(x) * torch.abs(x) ** (1.0 / 3.0)  # noqa: E731
+    cbrt = lambda x: torch.sign(x) * torch.abs(x) ** (1.0 / 3.0)
     return (cbrt(c1) + cbrt(c2)).clamp(-1.0, 1.0)
 
 

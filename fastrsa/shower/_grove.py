@@ -73,6 +73,32 @@ def column_level(kmax: torch.Tensor, u: torch.Tensor, a: float, dk: float) -> to
     return torch.floor(kap / dk).to(torch.int64)
 
 
+#: Reference scale of the stable coupling of the primary columns (docs/shower.md, 3.2).
+LAMBDA_REF = 0.1
+N_CANDIDATES = 16
+
+
+def primary_level(addr: torch.Tensor, kmax: torch.Tensor, kref: torch.Tensor, a: float, dk: float) -> torch.Tensor:
+    """Level of a primary column, drawn so that it rarely changes when kmax (i.e. Lambda) changes.
+
+    Candidates kappa_i = kref u_i^(1/a), i = 0..15, follow the column law on the larger, Lambda-independent
+    range [0, kref]; the first one below kmax is taken (rejection sampling, so it follows the column law on
+    [0, kmax] exactly). A candidate is an absolute kappa, so the choice changes only when kmax crosses the
+    chosen or an earlier candidate. If none is accepted (rare), kappa = kmax u^(1/a) (still exact).
+    """
+    shape = addr.shape
+    kap = torch.empty(shape, dtype=torch.float64, device=addr.device)
+    found = torch.zeros(shape, dtype=torch.bool, device=addr.device)
+    for i in range(N_CANDIDATES):
+        ki = kref * _rng.uniform(addr, 100 + i) ** (1.0 / a)
+        take = (~found) & (ki < kmax)
+        kap = torch.where(take, ki, kap)
+        found |= take
+    fallback = kmax * _rng.uniform(addr, _P_LEVEL) ** (1.0 / a)
+    kap = torch.where(found, kap, fallback)
+    return torch.floor(kap / dk).to(torch.int64)
+
+
 def build(n: int, first_event: int, seed: int, L: float, ecm: float, dy: float, device) -> Structure:
     dev = torch.device(device)
     a = ALPHA0 * dy
@@ -92,8 +118,9 @@ def build(n: int, first_event: int, seed: int, L: float, ecm: float, dy: float, 
     js, y, kmax = js[keep], y[keep], kmax[keep]
     C = js.numel()
     addr0 = _rng.combine(ek[:, None].expand(n, C), (js + _J_OFFSET)[None, :].expand(n, C))
-    u0 = _rng.uniform(addr0, _P_LEVEL)
-    col_level = column_level(kmax[None, :], u0, a, dk)  # [n, C]
+    lref = 2.0 * math.log(ecm / LAMBDA_REF)
+    kref = torch.clamp(lref - 2.0 * y.abs(), min=0.0).maximum(kmax)
+    col_level = primary_level(addr0, kmax[None, :].expand(n, C), kref[None, :].expand(n, C), a, dk)  # [n, C]
 
     sel = col_level >= 1
     ev_l = [torch.arange(n, device=dev).repeat_interleave(C).view(n, C)[sel]]

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ..errors import FastRSAError
-from . import classifier, demo, fitting, generate
+from . import classifier, demo, fitting, generate, shower
 
-GROUPS = (generate, fitting, classifier, demo)
+GROUPS = (generate, shower, fitting, classifier, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,9 +55,22 @@ def info_text(ds) -> str:
     return "\n".join(lines)
 
 
+def shower_info_text(path) -> str:
+    from ..shower.dataset import open_shower
+    s = open_shower(path)
+    mult = (s.offsets[1:] - s.offsets[:-1]).double()
+    return "\n".join([f"dataset      {path}  (parton showers, fastrsa shower {s.version})",
+                      f"events       {s.n_events}",
+                      f"partons/event mean {float(mult.mean()):.2f}  max {int(mult.max())}",
+                      f"Lambda       {s.lam} GeV, sqrt(s) = {s.ecm} GeV, rapidity step dy = {s.dy:.4f}",
+                      f"derivatives  Taylor orders 1..{s.orders} of every momentum; log-rate derivatives",
+                      f"seed         {s.seed} (event i's random numbers derive from the seed and i)"])
+
+
 def _cmd_info(args) -> int:
+    from ..shower.dataset import is_shower_dataset
     from ..store.dataset import open_dataset
-    print(info_text(open_dataset(args.path)))
+    print(shower_info_text(args.path) if is_shower_dataset(args.path) else info_text(open_dataset(args.path)))
     return 0
 
 

@@ -31,7 +31,7 @@ def moving_w1(x: torch.Tensor, p: torch.Tensor, y: torch.Tensor, q: torch.Tensor
     y [M] (weights q, sum 1), sorting the union at every call so that x may move (differentiable in x and p)."""
     K = x.shape[0]
     u = torch.cat([x, y.expand(K, -1)], -1)
-    us, order = torch.sort(u, -1, stable=True)
+    us, order = torch.sort(u, dim=-1, stable=True)
     mass = torch.cat([p, -q.expand(K, -1)], -1).gather(-1, order)
     cdf = torch.cumsum(mass, -1)[..., :-1]
     return (cdf.abs() * torch.diff(us, dim=-1)).sum(-1)
@@ -43,6 +43,10 @@ class ShowerProblem:
     space = SHOWER_SPACE
     data: list = []
     target_weights = None
+    # Moving values make the W1 loss kink wherever two events' values cross (thrust also where an event's
+    # optimal partition changes): the Hessian's differences of the exact gradient use 5% steps in Lambda
+    # to average over them (measured: at 1% the thrust Hessian of a 1200-event fit came out negative).
+    hessian_rel_step = 0.05
 
     def __init__(self, base, target, observables="thrust", order: int | None = None, device="cpu"):
         from ..hadronization.dispatch import resolve_device

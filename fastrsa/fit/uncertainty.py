@@ -23,7 +23,8 @@ def hessian(problem: Problem, theta, free: list[str], steps=None) -> np.ndarray:
     space = problem.space
     idx = space.indices(free)
     th = torch.as_tensor(theta, dtype=torch.float64)
-    h = np.array([0.01 * abs(float(th[i])) or 1e-3 for i in idx]) if steps is None else np.asarray(steps)
+    rel = getattr(problem, "hessian_rel_step", 0.01)
+    h = np.array([rel * abs(float(th[i])) or 1e-3 for i in idx]) if steps is None else np.asarray(steps)
     pts = th.repeat(2 * len(idx), 1)
     width = np.empty(len(idx))
     for j, (i, name) in enumerate(zip(idx, free)):

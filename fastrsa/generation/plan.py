@@ -17,25 +17,18 @@ from .. import __version__
 from ..errors import DatasetError, ParameterError
 from ..params import SPACE, BaseParams, check_z_head
 from ..pythia.setups import Setup
-from ..store.layout import TEMP_GLOB, manifest_path, read_manifest, shard_index, shards
+from ..store.layout import ShardedRun, manifest_path, read_manifest
+from ..store.writer import prepare_run_dir
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION
-from ..store.writer import write_manifest
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ShardedRun):
     events: int
     base: BaseParams
     setup: Setup
     seed: int
     shard_events: int
-
-    @property
-    def n_shards(self) -> int:
-        return math.ceil(self.events / self.shard_events)
-
-    def shard_size(self, i: int) -> int:
-        return min(self.shard_events, self.events - i * self.shard_events)
 
     def shard_seed(self, i: int) -> int:
         # Independent of the job count: resuming with other --jobs gives the same data.
@@ -71,30 +64,11 @@ def validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events) -> N
 
 def prepare_output(out: Path, config: RunConfig) -> list[int]:
     """Create or check OUT; returns the shard indices still to generate. Writes only the manifest."""
-    ident = config.identity()
     mpath = manifest_path(out)
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a directory; choose another output path")
-    if out.is_dir() and any(out.iterdir()):
-        if not mpath.exists():
-            raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; refusing to write "
-                               "into it, choose a new directory")
-        have = read_manifest(mpath)
-        old_version = have.get("identity", {}).get("format_version")
+    if out.is_dir() and mpath.exists():
+        old_version = read_manifest(mpath).get("identity", {}).get("format_version")
         if isinstance(old_version, int) and old_version < FORMAT_VERSION:
             raise DatasetError(f"{out}: holds a dataset of format version {old_version}, written by an older "
                                f"fastrsa; it opens and reads, but cannot be resumed in format {FORMAT_VERSION}: "
                                "generate into a new directory")
-        if have.get("identity") != ident:
-            diff = sorted(k for k in set(have.get("identity", {})) | set(ident)
-                          if have.get("identity", {}).get(k) != ident.get(k))
-            raise DatasetError(f"{out}: holds a different dataset (differs in {', '.join(diff)}); "
-                               "choose a new directory or repeat that run's exact options to resume")
-        for tmp in out.glob(TEMP_GLOB):
-            tmp.unlink()        # remains of an interrupted shard; it is redone
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, {"identity": ident, "n_shards": config.n_shards,
-                             "created_by": f"fastrsa {__version__}"})
-    done = {shard_index(p) for p in shards(out)}
-    return [i for i in range(config.n_shards) if i not in done]
+    return prepare_run_dir(out, config.identity(), config.n_shards, f"fastrsa {__version__}")

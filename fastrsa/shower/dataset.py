@@ -30,8 +30,8 @@ import torch
 from ..errors import DatasetError, ParameterError
 from ..params import SHOWER_SPACE
 from ..progress import Progress
-from ..store.layout import TEMP_GLOB, manifest_path, read_manifest, shard_index, shards as list_shards
-from ..store.writer import write_manifest, write_shard
+from ..store.layout import ShardedRun, manifest_path, read_manifest, shards as list_shards
+from ..store.writer import prepare_run_dir, write_shard
 from .sample import SHOWER_VERSION, ShowerSample, generate
 
 FORMAT_NAME = "fastrsa-shower"
@@ -55,20 +55,13 @@ def schema(orders: int, meta: dict | None = None) -> pa.Schema:
 
 
 @dataclass(frozen=True)
-class ShowerRun:
+class ShowerRun(ShardedRun):
     events: int
     lam: float
     ecm: float
     orders: int
     seed: int
     shard_events: int
-
-    @property
-    def n_shards(self) -> int:
-        return math.ceil(self.events / self.shard_events)
-
-    def shard_size(self, i: int) -> int:
-        return min(self.shard_events, self.events - i * self.shard_events)
 
     def identity(self) -> dict:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "events": self.events,
@@ -121,24 +114,8 @@ def generate_shower(out, events: int = 10000, lam: float = 0.4, ecm: float = 91.
     torch threads: the shower is batched over events in torch, so one process uses them all."""
     run = validate(events, lam, ecm, orders, seed, jobs, shard_events)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a directory; choose another output path")
-    mpath = manifest_path(out)
-    if out.is_dir() and any(out.iterdir()):
-        if not mpath.exists():
-            raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; choose a new directory")
-        have = read_manifest(mpath).get("identity", {})
-        if have != run.identity():
-            diff = sorted(k for k in set(have) | set(run.identity()) if have.get(k) != run.identity().get(k))
-            raise DatasetError(f"{out}: holds a different dataset (differs in {', '.join(diff)}); choose a new "
-                               "directory or repeat that run's exact options to resume")
-        for tmp in out.glob(TEMP_GLOB):
-            tmp.unlink()
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, {"identity": run.identity(), "n_shards": run.n_shards})
-    done = {shard_index(p) for p in list_shards(out)}
-    todo = [i for i in range(run.n_shards) if i not in done]
+    todo = prepare_run_dir(out, run.identity(), run.n_shards, f"fastrsa {SHOWER_VERSION}")
+    done = [i for i in range(run.n_shards) if i not in todo]
     threads = torch.get_num_threads()
     torch.set_num_threads(jobs)
     bar = Progress(run.events, sum(run.shard_size(i) for i in done)) if progress else None

@@ -48,6 +48,20 @@ def manifest_path(directory) -> Path:
     return d / MANIFEST
 
 
+class ShardedRun:
+    """Shard arithmetic of a run of `events` in shards of `shard_events` (mixed into run configurations)."""
+
+    events: int
+    shard_events: int
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.events // self.shard_events)
+
+    def shard_size(self, i: int) -> int:
+        return min(self.shard_events, self.events - i * self.shard_events)
+
+
 def read_manifest(path) -> dict:
     """The manifest dict of either layout (JSON file, or the metadata of the zero-row Parquet file)."""
     import json

@@ -45,3 +45,30 @@ def write_manifest(out: Path, manifest: dict) -> Path:
     pq.write_table(SCHEMA.empty_table().replace_schema_metadata({MANIFEST_KEY: text}), buf)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def prepare_run_dir(out: Path, identity: dict, n_shards: int, created_by: str) -> list[int]:
+    """Create OUT with its manifest, or check that it holds the same run (its identity); sweep the
+    remains of interrupted writes. Returns the shard indices still missing. Writes only the manifest."""
+    from ..errors import DatasetError
+    from .layout import TEMP_GLOB, read_manifest, shard_index, shards
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a directory; choose another output path")
+    if out.is_dir() and any(out.iterdir()):
+        mpath = manifest_path(out)
+        if not mpath.exists():
+            raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; refusing to write "
+                               "into it, choose a new directory")
+        have = read_manifest(mpath).get("identity", {})
+        if have != identity:
+            diff = sorted(k for k in set(have) | set(identity) if have.get(k) != identity.get(k))
+            raise DatasetError(f"{out}: holds a different dataset (differs in {', '.join(diff)}); "
+                               "choose a new directory or repeat that run's exact options to resume")
+        for tmp in out.glob(TEMP_GLOB):
+            tmp.unlink()        # remains of an interrupted shard; it is redone
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, {"identity": identity, "n_shards": n_shards, "created_by": created_by})
+    done = {shard_index(p) for p in shards(out)}
+    return [i for i in range(n_shards) if i not in done]

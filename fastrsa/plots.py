@@ -244,7 +244,7 @@ def plot_event_displays(sample, delta: float, n_events: int, stem, orders=(1, 2,
         series = [("base", base, "0.5", "-")]
         series += [(f"moved, order {k}", sample.moved(delta, k)[lo:hi].detach().cpu().double(), f"C{k - 1}", "--")
                    for k in orders]
-        same = int(ctrl.offsets[1]) == hi - lo
+        same = int(ctrl.topology[0]) == int(sample.topology[i])
         series.append(("control" + ("" if same else " (other topology)"), ctrl.p.detach().cpu().double(), "red", ":"))
         for label, q, color, ls in series:
             x, y = proj(q)

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -152,3 +153,51 @@ def test_generate_validates_in_python():
         validate_request(-5, 0.7, 0.9, 0.3, 10, 1, 1, None)
     with pytest.raises(DatasetError):
         open_dataset("/nonexistent/fastrsa")
+
+
+def _children(pid: int) -> set:
+    """Direct children of a process (Linux /proc)."""
+    out = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out |= {int(c) for c in text}
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_their_parent(tmp_path, sig):
+    """SIGKILL or SIGTERM (e.g. from `timeout`) to the generate process alone used to leave its workers
+    running as orphans that kept writing shards."""
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", "generate", str(out), "--events", "20000",
+                             "--shard-events", "200", "--jobs", "2", "--quiet"], start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("part-*.parquet")):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, workers
+    os.kill(proc.pid, sig)                 # the parent only, not its process group
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "zombie" not in Path(f"/proc/{w}/status").read_text().lower()]
+    try:
+        assert not alive, f"orphaned workers {alive}"
+    finally:
+        for w in alive:
+            os.kill(w, signal.SIGKILL)
+    n = len(list(out.glob("part-*.parquet")))
+    time.sleep(1.0)
+    assert len(list(out.glob("part-*.parquet"))) == n and n < 100
+
+
+def test_a_failed_start_leaves_nothing(tmp_path, capsys):
+    """e+e- at 1.5 GeV fails Pythia's initialization inside the workers: the manifest it had written used to
+    stay and refuse the corrected rerun as 'a different dataset'."""
+    out = tmp_path / "ee"
+    assert main(["generate", str(out), "--setup", "ee", "--energy", "1.5", "--events", "20", "--quiet"]) == 2
+    assert "failed to initialize" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["generate", str(out), "--setup", "ee", "--events", "20", "--quiet"]) == 0

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import DatasetError, ParameterError
 from ..hadronization.batch import TrialBatch
-from ..hadronization.dispatch import BACKENDS, resolve_device
 from ..hadronization.diagnostics import summarize_log_weights
+from ..hadronization.dispatch import BACKENDS, resolve_device
 from ..hadronization.weights import log_weights_and_jacobian, lund_log_weights
 from ..losses import LOSSES, build_loss, check_loss
 from ..observables import Observable, compute, expand_names

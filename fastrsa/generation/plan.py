@@ -18,8 +18,8 @@ from ..errors import DatasetError, ParameterError
 from ..params import SPACE, BaseParams, check_z_head
 from ..pythia.setups import Setup
 from ..store.layout import ShardedRun, manifest_path, read_manifest
-from ..store.writer import prepare_run_dir
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION
+from ..store.writer import prepare_run_dir
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,32 @@ shard function (`ShardMaker.make`), writing each atomically.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
+import threading
+import time
 from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
+from ..progress import Progress
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig
-from ..progress import Progress
 from .shard import ShardMaker
 
 
-def _worker(job: int, config: RunConfig, out: str, indices: list, q) -> None:
+def _die_with(parent: int, every: float = 0.5) -> None:
+    """Workers die with their parent: once the parent is gone (SIGKILL, SIGTERM, a crash) the worker is
+    re-parented, and this watchdog ends it at once, before it writes another shard."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int) -> None:
+    _die_with(parent)
     try:
         if not indices:
             q.put(("done", job))
@@ -41,7 +55,7 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     ctx = mp.get_context("spawn")       # a fresh interpreter per job: no forked Pythia state
     q = ctx.Queue()
     jobs = min(jobs, len(todo))
-    procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q), daemon=True)
+    procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q, os.getpid()), daemon=True)
              for j in range(jobs)]
     bar = Progress(config.events, done_events) if progress else None
     finished, error = 0, None

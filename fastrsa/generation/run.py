@@ -11,6 +11,8 @@ from ..pythia.records import import_pythia
 from ..pythia.run import probe_cmnd
 from ..pythia.setups import make_setup
 from ..store.dataset import Dataset, open_dataset
+from ..store.layout import TEMP_GLOB, manifest_path
+from ..store.layout import shards as list_shards
 from .plan import RunConfig, default_shard_events, prepare_output, validate_request
 from .pool import run_jobs
 
@@ -70,9 +72,25 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
         base = BaseParams(a=a, b=b, sigma=sigma, z_head=z_head)
     config = RunConfig(int(events), base, st, int(seed), int(shard_events))
     out = Path(out)
+    fresh = not out.exists()
     todo = prepare_output(out, config)
     done_events = sum(config.shard_size(i) for i in range(config.n_shards)) - \
         sum(config.shard_size(i) for i in todo)
     if todo:
-        run_jobs(out, config, todo, jobs, progress, done_events)
+        try:
+            run_jobs(out, config, todo, jobs, progress, done_events)
+        except BaseException:
+            _forget_if_empty(out, fresh)
+            raise
     return open_dataset(out)
+
+
+def _forget_if_empty(out: Path, fresh: bool) -> None:
+    """A run that failed before any shard was complete leaves nothing behind (no manifest that would
+    refuse a corrected rerun as 'a different dataset'); a run with complete shards stays resumable."""
+    if list_shards(out):
+        return
+    for f in [manifest_path(out), *out.glob(TEMP_GLOB)]:
+        f.unlink(missing_ok=True)
+    if fresh and not any(out.iterdir()):
+        out.rmdir()

@@ -2,12 +2,11 @@
 thrust (exact) and sphericity."""
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
-from ..store.hadrons import HadronSample
 from ..eventshapes import thrust_kernel
+from ..store.hadrons import HadronSample
 from .registry import register, register_group
 
 

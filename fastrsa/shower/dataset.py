@@ -30,7 +30,8 @@ import torch
 from ..errors import DatasetError, ParameterError
 from ..params import SHOWER_SPACE
 from ..progress import Progress
-from ..store.layout import ShardedRun, manifest_path, read_manifest, shards as list_shards
+from ..store.layout import ShardedRun, manifest_path, read_manifest
+from ..store.layout import shards as list_shards
 from ..store.writer import prepare_run_dir, write_shard
 from .sample import SHOWER_VERSION, ShowerSample, generate
 

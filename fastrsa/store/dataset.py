@@ -116,7 +116,9 @@ class Dataset:
 
     def to_torch(self, device="cpu"):
         """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""
-        from ..hadronization.batch import TrialBatch  # the one upward reach: a convenience for users
+        from ..hadronization.batch import (
+            TrialBatch,  # the one upward reach: a convenience for users
+        )
         return TrialBatch.from_dataset(self, device=device)
 
 

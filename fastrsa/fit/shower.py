@@ -72,7 +72,9 @@ class ShowerProblem:
         self.loss_kind = "w1 (moved events)"
         with torch.no_grad():
             tv = {n: PARTON_OBSERVABLES[n](self.target.p, self.target.offsets) for n in names}
-        self.target_values = {n: torch.sort(v).values for n, v in tv.items()}
+        srt = {n: torch.sort(v) for n, v in tv.items()}
+        self.target_values = {n: x.values for n, x in srt.items()}
+        self._target_order = {n: x.indices for n, x in srt.items()}   # multiplicities follow the sorted values
         self.scale = {n: float(v.std()) for n, v in tv.items()}      # each observable in units of its spread
         for n, s in self.scale.items():
             if not s > 0:
@@ -100,14 +102,19 @@ class ShowerProblem:
     def moved(self, delta: torch.Tensor):
         """(momenta, log rate weights) of the base moved by delta (a 0-d tensor; differentiable)."""
         p = self.base.p
+        # (+ 0 * delta keeps the loss a function of delta at order 0, so that its gradient is defined: zero.)
         lw = torch.zeros(self.base.n_events, dtype=p.dtype, device=p.device) + 0 * delta
         for k in range(1, self.order + 1):
             p = p + self.base.coeffs[k - 1] * delta ** k
             lw = lw + self.base.log_rate_derivs[:, k - 1] * delta ** k / math.factorial(k)
         return p, lw
 
-    def _loss_row(self, lam: torch.Tensor, base_mult=None, target_mult=None) -> tuple:
+    def _moved_values(self, lam: torch.Tensor):
+        """The observables of the base moved to lam, and its log rate weights (one pass per point)."""
         p, lw = self.moved(lam - self.lam0)
+        return {n: PARTON_OBSERVABLES[n](p, self.base.offsets) for n in self.names}, lw
+
+    def _loss(self, values: dict, lw: torch.Tensor, base_mult=None, target_mult=None) -> tuple:
         w = torch.exp(lw - lw.detach().max())
         if base_mult is not None:
             w = w * base_mult
@@ -115,36 +122,38 @@ class ShowerProblem:
         q = torch.ones(self.target.n_events, dtype=w.dtype, device=w.device)
         loss = 0.0
         for n in self.names:
-            x = PARTON_OBSERVABLES[n](p, self.base.offsets)
-            y = self.target_values[n]
             if target_mult is not None:      # the target's values are kept sorted; its multiplicities follow them
                 q = target_mult[self._target_order[n]]
-            loss = loss + moving_w1(x[None], w[None], y, q / q.sum())[0] / self.scale[n]
+            loss = loss + moving_w1(values[n][None], w[None], self.target_values[n], q / q.sum())[0] / self.scale[n]
         return loss, w
 
     def evaluate(self, theta, base_mult=None, target_mult=None):
         th = self.as_points(theta)
-        losses = [self._loss_row(th[k, 0], None if base_mult is None else base_mult[k],
-                                 None if target_mult is None else target_mult[k])[0] for k in range(th.shape[0])]
+        losses = [self._loss(*self._moved_values(th[k, 0]), None if base_mult is None else base_mult[k],
+                             None if target_mult is None else target_mult[k])[0] for k in range(th.shape[0])]
         return torch.stack(losses), None, None
 
     def loss_and_grad(self, theta, base_mult=None, target_mult=None, chunk: int = 8):
-        """Loss [K] and d loss / d Lambda [K, 1] at K points (plus N_eff/N and the mean rate weight)."""
+        """Loss [K] and d loss / d Lambda [K, 1] at K points (plus N_eff/N and the mean rate weight). Rows at
+        the same Lambda (bootstrap replicas) share one moved sample: its observables are computed once."""
         from .problem import Evaluation
         th = self.as_points(theta).detach()
+        moved = {}
         losses, grads, neff, mean_w = [], [], [], []
         for k in range(th.shape[0]):
-            lam = th[k, 0].clone().requires_grad_(True)
-            loss, w = self._loss_row(lam, None if base_mult is None else base_mult[k],
-                                     None if target_mult is None else target_mult[k])
-            (g,) = torch.autograd.grad(loss, lam)
+            key = float(th[k, 0])
+            if key not in moved:
+                lam = th[k, 0].clone().requires_grad_(True)
+                moved[key] = (lam, *self._moved_values(lam))
+            lam, values, lw = moved[key]
+            loss, w = self._loss(values, lw, None if base_mult is None else base_mult[k],
+                                 None if target_mult is None else target_mult[k])
+            (g,) = torch.autograd.grad(loss, lam, retain_graph=True)
             losses.append(loss.detach())
             grads.append(g.reshape(1))
             wd = w.detach()
             neff.append(1.0 / (wd * wd).sum() / self.base.n_events)
-            with torch.no_grad():
-                mean_w.append(torch.exp(torch.logsumexp(self.moved(lam.detach() - self.lam0)[1], 0)
-                                        - math.log(self.base.n_events)))
+            mean_w.append(torch.exp(torch.logsumexp(lw.detach(), 0) - math.log(self.base.n_events)))
         ones = torch.ones(th.shape[0], 1, dtype=torch.float64, device=self.device)
         return Evaluation(torch.stack(losses), torch.stack(grads), ones, torch.stack(neff)[:, None],
                           torch.stack(mean_w)[:, None])
@@ -159,10 +168,6 @@ class ShowerProblem:
         g = torch.Generator().manual_seed(seed)
         base = torch.poisson(torch.ones(n, self.base.n_events, dtype=torch.float64), generator=g).to(self.device)
         tgt = torch.poisson(torch.ones(n, self.target.n_events, dtype=torch.float64), generator=g).to(self.device)
-        if not hasattr(self, "_target_order"):
-            with torch.no_grad():
-                self._target_order = {n_: torch.sort(PARTON_OBSERVABLES[n_](self.target.p, self.target.offsets)).indices
-                                      for n_ in self.names}
         return [base], tgt
 
     def replica_gradients(self, theta, idx: list, replicas: int, seed: int, chunk: int = 8) -> np.ndarray:

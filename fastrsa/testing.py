@@ -6,7 +6,6 @@ present, and 'cudasim' (the same CUDA kernel under numba's CUDA simulator) when 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,10 @@ class Device:
 
 def devices() -> list[Device]:
     import torch
+
+    from .hadronization.dispatch import simulator_on
     out = [Device("cpu", "cpu", "cpu")]
-    sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-    if sim:
+    if simulator_on():
         out.append(Device("cudasim", "cpu", "cuda"))
     elif torch.cuda.is_available():
         out.append(Device("cuda", "cuda", "cuda"))

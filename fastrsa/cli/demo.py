@@ -6,13 +6,7 @@ import json
 import time
 
 from .common import add_command, add_quiet, out_dir, write_json
-from .fitting import (
-    DEFAULT_OBSERVABLES,
-    data_report,
-    make_problem,
-    run_fit,
-    run_landscape,
-)
+from .fitting import DEFAULT_OBSERVABLES, data_report, make_problem, run_fit, run_landscape
 
 
 def run_demo(out, events=20000, jobs=2, steps=80, lr=0.01, replicas=64, projections=128, grid=11, seed=1,

@@ -16,12 +16,7 @@ from ..errors import PythiaError
 from ..params import BaseParams
 from ..pythia.records import import_pythia, make_reader, pythia_version
 from ..pythia.run import actual_base, new_pythia, next_event
-from ..pythia.sentinel import (
-    N_SENTINEL_EVENTS,
-    SENTINEL_RTOL,
-    run_sentinel,
-    sentinel_point,
-)
+from ..pythia.sentinel import N_SENTINEL_EVENTS, SENTINEL_RTOL, run_sentinel, sentinel_point
 from ..pythia.setups import pythia_settings
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION, schema_with_meta
 from .plan import RunConfig

@@ -8,16 +8,7 @@
 
 See docs/measurements.md. Depends on numpy and the standard library only.
 """
-from .catalogue import (
-           CSV_EXTRACTS,
-           D44_COMBINED,
-           D44_SPECIES,
-           LEP_DEFAULTS,
-           LEP_DIR,
-           YODA_FILES,
-           available,
-           load,
-)
+from .catalogue import CSV_EXTRACTS, D44_COMBINED, D44_SPECIES, LEP_DEFAULTS, LEP_DIR, YODA_FILES, available, load
 from .hepdata import read_covariance, read_hepdata_csv, write_csv
 from .model import Measurement
 from .yoda import YodaFile, histo_name, parse_yoda, read_yoda, read_yoda_file

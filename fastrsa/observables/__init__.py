@@ -8,7 +8,6 @@ from .registry import (
                        OBSERVABLES,
                        Observable,
                        compute,
-                       describe,
                        expand_names,
                        level_of,
                        register,
@@ -17,5 +16,5 @@ from .registry import (
 )
 from .shapes import sphericity, thrust
 
-__all__ = ["Observable", "OBSERVABLES", "GROUPS", "compute", "describe", "expand_names", "level_of", "register",
+__all__ = ["Observable", "OBSERVABLES", "GROUPS", "compute", "expand_names", "level_of", "register",
            "register_group", "register_prefix", "charge3", "thrust", "sphericity"]

@@ -117,14 +117,6 @@ def level_of(name: str) -> str:
     return spec.level if spec is not None else OBSERVABLES[name].level
 
 
-def describe() -> str:
-    """One line per observable, group and prefix (for --help texts and docs)."""
-    lines = [f"{s.name} ({s.level}): {s.description}" for s in OBSERVABLES.values()]
-    lines += [f"{g} = {', '.join(m)}" for g, m in GROUPS.items()]
-    lines += [f"{s.example} ({s.level}): {s.description}" for s in PREFIXES.values()]
-    return "\n".join(lines)
-
-
 def compute(h: HadronSample, names, classifiers: dict | None = None) -> dict[str, Observable]:
     """Every observable in `names` on sample `h`. `classifiers` (path -> model) is the context that
     prefix observables may use instead of loading from disk."""

@@ -3,14 +3,7 @@ import math
 
 from numba import njit, prange
 
-from ..lund import (
-    COL_A,
-    COL_B,
-    COL_SIGMA,
-    base_log_f,
-    pt_log_weight,
-    strided_trial_sums,
-)
+from ..lund import COL_A, COL_B, COL_SIGMA, base_log_f, pt_log_weight, strided_trial_sums
 
 
 @njit(parallel=True, cache=True)

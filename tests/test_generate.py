@@ -201,3 +201,27 @@ def test_a_failed_start_leaves_nothing(tmp_path, capsys):
     assert "failed to initialize" in capsys.readouterr().err
     assert not out.exists()
     assert main(["generate", str(out), "--setup", "ee", "--events", "20", "--quiet"]) == 0
+
+
+def test_default_shards_do_not_depend_on_jobs(tmp_path, capsys):
+    """The default shard size is a function of --events alone: 1 and 2 jobs give the same tables, and a
+    run resumes with another --jobs (issue 15: 4 x 100 shards with one job, 8 x 50 with two)."""
+    args = ["--events", "48", "--seed", "7", "--quiet"]
+    assert main(["generate", str(tmp_path / "one"), *args, "--jobs", "1"]) == 0
+    one = open_dataset(tmp_path / "one")
+    assert len(one.shards) == 8
+    two = tmp_path / "two"
+    assert main(["generate", str(two), *args, "--jobs", "2"]) == 0
+    assert open_dataset(two).table().equals(one.table())
+    for f in sorted(two.glob("part-*.parquet"))[::3]:
+        f.unlink()
+    assert main(["generate", str(two), *args, "--jobs", "1"]) == 0, capsys.readouterr().err
+    assert open_dataset(two).table().equals(one.table())
+
+
+def test_run_size_is_checked_before_allocating(tmp_path, capsys):
+    out = tmp_path / "huge"
+    assert main(["generate", str(out), "--events", "1000000000000", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shards" in err[0] and "--shard-events" in err[0]
+    assert not out.exists()

@@ -104,9 +104,9 @@ def register(sub) -> None:
                    help="a Pythia setting applied after --cmnd (repeatable, in order); alone it is the "
                         "whole configuration")
     g.add_argument("--seed", type=int, default=1, help="run seed (each shard's seed derives from it)")
-    g.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    g.add_argument("--jobs", type=int, default=1, help="parallel worker processes (at most one per core is started)")
     g.add_argument("--shard-events", type=int, default=None,
-                   help="events per shard (default: events / (4 jobs), at most 10000)")
+                   help="events per shard (default: events / 8, at most 10000; never dependent on --jobs)")
     add_quiet(g)
     g.set_defaults(func=_cmd_generate)
 

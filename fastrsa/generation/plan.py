@@ -43,8 +43,21 @@ class RunConfig(ShardedRun):
                 | ({"settings": list(self.setup.settings)} if self.setup.name == "cmnd" else {})}
 
 
-def default_shard_events(events: int, jobs: int) -> int:
-    return max(1, min(10000, math.ceil(events / (4 * jobs))))
+MAX_SHARD_EVENTS = 10000
+MAX_SHARDS = 100_000        # a run's plan (and its resume bookkeeping) stays small
+DEFAULT_SHARDS = 8          # the default split: enough shards for 8 jobs, never dependent on --jobs
+
+
+def default_shard_events(events: int) -> int:
+    """Events per shard when not given: a function of `events` alone (never of --jobs), so the data of
+    a run depend only on (events, shard size, seed, setup) and resume with any --jobs."""
+    return max(1, min(MAX_SHARD_EVENTS, math.ceil(events / DEFAULT_SHARDS)))
+
+
+def max_jobs() -> int:
+    """At most one job per core: more processes than cores make nothing faster and cost memory."""
+    import os
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events) -> None:
@@ -60,6 +73,11 @@ def validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events) -> N
         raise ParameterError(f"jobs = {jobs!r} must be an integer >= 1")
     if shard_events is not None and (not isinstance(shard_events, (int, np.integer)) or shard_events < 1):
         raise ParameterError(f"shard_events = {shard_events!r} must be an integer >= 1")
+    per_shard = default_shard_events(events) if shard_events is None else shard_events
+    if -(-events // per_shard) > MAX_SHARDS:
+        raise ParameterError(f"events = {events} in shards of {per_shard} makes {-(-events // per_shard)} shards, "
+                             f"more than {MAX_SHARDS} in one run: raise shard_events (--shard-events) or split "
+                             "the run into several datasets")
 
 
 def prepare_output(out: Path, config: RunConfig) -> list[int]:

@@ -16,7 +16,7 @@ from ..errors import DatasetError, FastRSAError, PythiaError
 from ..progress import Progress
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
-from .plan import RunConfig
+from .plan import RunConfig, max_jobs
 from .shard import ShardMaker
 
 
@@ -54,7 +54,7 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     """Make the shards `todo` of `config` in `jobs` processes, writing them into `out`."""
     ctx = mp.get_context("spawn")       # a fresh interpreter per job: no forked Pythia state
     q = ctx.Queue()
-    jobs = min(jobs, len(todo))
+    jobs = min(jobs, len(todo), max_jobs())
     procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q, os.getpid()), daemon=True)
              for j in range(jobs)]
     bar = Progress(config.events, done_events) if progress else None

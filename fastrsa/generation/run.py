@@ -64,7 +64,7 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
         st = make_setup(setup or "string", energy)
     p8 = import_pythia()        # fail here, before anything is written, when Pythia is unusable
     if shard_events is None:
-        shard_events = default_shard_events(events, jobs)
+        shard_events = default_shard_events(events)
     if own:
         probe = RunConfig(int(events), BaseParams(z_head=z_head), make_setup("ee"), int(seed), int(shard_events))
         st, base = probe_cmnd(p8, lines, z_head, probe.shard_seed(0), "" if cmnd is None else str(cmnd))

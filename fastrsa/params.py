@@ -176,6 +176,25 @@ SPACE = ParameterSpace([
 ])
 PARAMS = SPACE.names        # the fit parameters' names, in theta's column order
 
+# The flavour parameters of the string model (Pythia's StringFlav). Their weights come from the per-event
+# counts of flavour choices that Pythia keeps with VariationFrag:flav = on (fastrsa.hadronization.flavmath);
+# their base values are stored with a dataset's flavour records (docs/format.md), not in BaseParams.
+# Lower ends: Pythia allows 0, where the weight to or from the point is 0 or undefined (Pythia divides by
+# the base value), so 0 itself is left out of the model.
+FLAVOUR_PARAMS = (
+    Parameter("rho", "StringFlav:probStoUD", "", 0.0, True, 1e-6, 0.217, "rho", "flavour", 0,
+              "strangeness suppression s/u of string-break quarks", upper=1.0, typical="0.1-0.4"),
+    Parameter("xi", "StringFlav:probQQtoQ", "", 0.0, True, 1e-6, 0.081, "xi", "flavour", 1,
+              "diquark suppression qq/q at string breaks", upper=1.0, typical="0.04-0.15"),
+    Parameter("x", "StringFlav:probSQtoQQ", "", 0.0, True, 1e-6, 0.915, "x", "flavour", 2,
+              "extra suppression of strange diquarks (su/ud over s/u)", upper=1.0, typical="0.5-1"),
+    Parameter("y", "StringFlav:probQQ1toQQ0", "", 0.0, True, 1e-6, 0.0275, "y", "flavour", 3,
+              "suppression of spin-1 diquarks relative to spin 0 (spin factor 3 apart)", upper=1.0,
+              typical="0.01-0.1"),
+)
+# Every parameter the weight op (fastrsa.lund_log_weights) takes: the fit's SPACE plus the flavour ones.
+WEIGHT_SPACE = ParameterSpace(list(SPACE) + list(FLAVOUR_PARAMS))
+
 # The shower's scale: Lambda sets the running coupling and the cut-off of the Discrete-QCD cascade
 # (fastrsa.shower). Its events move with it (Taylor coefficients) instead of being reweighted.
 SHOWER_SPACE = ParameterSpace([
@@ -243,3 +262,49 @@ def check_z_head(z_head) -> None:
                              "use 10 for reweighting far from the base point")
     if z > 100:
         raise ParameterError(f"zhead = {z} must be <= 100 (Pythia's allowed range)")
+
+
+# SU(6) weights of a baryon's octet and decuplet members per diquark spin-flavour case (Pythia's StringFlav
+# baryonCGOct / baryonCGDec; physics constants of the quark model).
+_BARYON_CG_OCT = (0.75, 0.5, 0.0, 1.0 / 6.0, 1.0 / 12.0, 1.0 / 6.0)
+_BARYON_CG_DEC = (0.0, 0.0, 1.0, 1.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0)
+
+
+@dataclass(frozen=True)
+class FlavourBase:
+    """The flavour settings a dataset's flavour records were made with (names follow Pythia's settings).
+
+    `decuplet_sup` (StringFlav:decupletSup) is not reweighted; it fixes the ratios c1, c2 of baryon SU(6)
+    weight maxima that enter the derived diquark ratios (fastrsa.hadronization.flavmath)."""
+
+    rho: float = 0.217            # StringFlav:probStoUD
+    xi: float = 0.081             # StringFlav:probQQtoQ
+    x: float = 0.915              # StringFlav:probSQtoQQ
+    y: float = 0.0275             # StringFlav:probQQ1toQQ0
+    decuplet_sup: float = 1.0     # StringFlav:decupletSup
+
+    @property
+    def theta(self) -> tuple:
+        """(rho, xi, x, y): the flavour engine's columns."""
+        return (self.rho, self.xi, self.x, self.y)
+
+    def cg_ratios(self) -> tuple:
+        """(c1, c2) = max SU(6) weight of (spin-1 ud, uu) diquarks over that of spin-0 ud."""
+        s = [o + self.decuplet_sup * d for o, d in zip(_BARYON_CG_OCT, _BARYON_CG_DEC)]
+        m0, m2, m4 = max(s[0], s[1]), max(s[2], s[3]), max(s[4], s[5])
+        return m4 / m0, m2 / m0
+
+    def check_reweightable(self, where: str = "flavour base") -> None:
+        """A weight away from this base divides by each base value: all four must lie inside the model."""
+        WEIGHT_SPACE.check(self.theta, where=where, names=[p.name for p in FLAVOUR_PARAMS])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FlavourBase":
+        names = {f.name for f in fields(cls)}
+        missing = names - set(d)
+        if missing:
+            raise ParameterError(f"flavour base: missing {sorted(missing)}; the dataset's metadata is incomplete")
+        return cls(**{k: float(d[k]) for k in names})

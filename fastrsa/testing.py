@@ -76,3 +76,56 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     write_shard(out, 0, build_table(rows, meta))
     write_manifest(out, {"identity": {}, "n_shards": 1})
     return open_dataset(out), np.array(insitu).T, np.array(kvw).T
+
+
+def insitu_flavour_run(out: Path, points: list, events: int, seed: int = 11, base: dict | None = None) -> tuple:
+    """e+e- -> Z events into dataset dir `out` with Pythia's in-situ weights at `points`: dicts over any of
+    a, b, sigma, rho, xi, x, y (Pythia's frag: keys). Returns (dataset, insitu [K, N], posthoc [K, N]) where
+    posthoc is Pythia's own post-hoc weight from the stored records: KinematicVariations times
+    FlavorVariations (each 1 when none of its parameters is in the point)."""
+    from .generation.plan import RunConfig
+    from .generation.shard import build_table, shard_meta
+    from .params import BaseParams
+    from .pythia.records import import_pythia, make_reader
+    from .pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
+    from .pythia.setups import make_setup, pythia_settings
+    from .store.dataset import open_dataset
+    from .store.writer import write_manifest, write_shard
+
+    key = {"a": "aLund", "b": "bLund", "sigma": "ptSigma", "rho": "rho", "xi": "xi", "x": "x", "y": "y"}
+    p8 = import_pythia()
+    cfg = RunConfig(events, BaseParams(**(base or {})), make_setup("ee"), seed, events)
+    groups = ", ".join(f"p{k} " + " ".join(f"frag:{key[n]}={v!r}" for n, v in pt.items())
+                       for k, pt in enumerate(points))
+    extra = [f"VariationFrag:List = {{{groups}}}"]
+    py = new_pythia(p8, cfg.base, cfg.setup, cfg.shard_seed(0), extra=extra)
+    fb = actual_flavour_base(py)
+    reader = make_reader(py, p8, flavour=True)
+    bp = actual_base(py)
+    kv = p8.KinematicVariations(bp.a, bp.b, bp.r_fact_c, bp.r_fact_b, bp.sigma, bp.z_head)
+    fv = p8.FlavorVariations(fb.xi, fb.rho, fb.x, fb.y)
+    full = [{n: pt.get(n, v) for n, v in (("a", bp.a), ("b", bp.b), ("sigma", bp.sigma), ("rho", fb.rho),
+                                          ("xi", fb.xi), ("x", fb.x), ("y", fb.y))} for pt in points]
+    fparms = [fv.parms(q["xi"], q["rho"], q["x"], q["y"]) for q in full]
+    info = py.infoPython()
+    names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
+    idx = [names.index(f"p{k}") for k in range(len(points))]
+    rows, insitu, post, cache = [], [], [], {}
+    while len(rows) < events:
+        got = next_event(py, reader, cfg.setup, cache)
+        if got is None:
+            continue
+        rows.append(got)
+        info = py.infoPython()
+        insitu.append([info.weightValueByIndex(i) for i in idx])
+        r = got[0]
+        post.append([kv.weight(q["a"], q["b"], bp.r_fact_c, bp.r_fact_b, q["sigma"], r.z_int.tolist(),
+                               r.z_dbl.tolist(), r.pt.tolist()) * fv.weight(fp, r.flav.tolist() + [0])
+                     for q, fp in zip(full, fparms)])
+    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
+                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra, flavour=fb)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_shard(out, 0, build_table(rows, meta))
+    write_manifest(out, {"identity": {}, "n_shards": 1})
+    return open_dataset(out), np.array(insitu).T, np.array(post).T

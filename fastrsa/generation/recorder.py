@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import DatasetError, ParameterError
 from ..pythia.cmnd import check_lines_reweightable, check_reweightable
 from ..pythia.records import import_pythia, make_reader
-from ..pythia.run import actual_base, check_record_switches, final_state
+from ..pythia.run import actual_base, actual_flavour_base, check_record_switches, final_state
 from ..pythia.setups import cmnd_setup
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION
 from ..store.writer import write_manifest, write_shard
@@ -55,7 +55,8 @@ class Recorder:
         p8 = import_pythia()
         check_record_switches(pythia)
         check_reweightable(pythia)
-        self._reader = make_reader(pythia, p8)       # proves the WeightContainer layout
+        self.flavour = actual_flavour_base(pythia)   # None unless VariationFrag:flav is on (and reweightable)
+        self._reader = make_reader(pythia, p8, flavour=self.flavour is not None)  # proves the layout
         self.pythia = pythia
         self.out = Path(out)
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
@@ -98,7 +99,8 @@ class Recorder:
             return
         i = self.n_shards
         meta = make_meta(self.base, self.setup, self.seed, i, self.seed if i == 0 else None, len(self._rows),
-                         None, self.settings, None, generator=f"fastrsa {__version__} (Recorder)")
+                         None, self.settings, None, generator=f"fastrsa {__version__} (Recorder)",
+                         flavour=self.flavour)
         write_shard(self.out, i, build_table(self._rows, meta))
         self.n_shards, self.events, self._rows = i + 1, self.events + len(self._rows), []
 

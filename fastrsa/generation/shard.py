@@ -13,11 +13,12 @@ import pyarrow as pa
 
 from .. import __version__
 from ..errors import PythiaError
-from ..params import BaseParams
+from ..params import BaseParams, FlavourBase
 from ..pythia.records import import_pythia, make_reader, pythia_version
-from ..pythia.run import actual_base, new_pythia, next_event
-from ..pythia.sentinel import N_SENTINEL_EVENTS, SENTINEL_RTOL, run_sentinel, sentinel_point
+from ..pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
+from ..pythia.sentinel import N_SENTINEL_EVENTS, SENTINEL_RTOL, run_sentinel, sentinel_flavour_point, sentinel_point
 from ..pythia.setups import pythia_settings
+from ..store.flavour import flavour_meta
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION, schema_with_meta
 from .plan import RunConfig
 
@@ -50,6 +51,10 @@ def build_table(rows: list, meta: dict) -> pa.Table:
     cols["pdg"] = lst(o_had, cat([np.asarray(h[5], np.int32) for _, h in rows], np.int32))
     cols["is_hadron"] = lst(o_had, cat([np.asarray(h[6] if len(h) > 6 else np.ones(len(h[5])), bool)
                                         for _, h in rows], bool))
+    # Flavour counters (format 3): 13 per event when recorded, none otherwise.
+    flav = [getattr(r, "flav", None) for r, _ in rows]
+    n_fl = np.fromiter((0 if f is None else len(f) for f in flav), np.int64, len(rows))
+    cols["flav_breaks"] = lst(offsets(n_fl), cat([f for f in flav if f is not None], np.int32))
     csum = np.concatenate([[0], np.cumsum(zd[:, 0] > 0)])   # (reduceat mishandles empty events)
     o = np.asarray(o_tr)
     accepted = csum[o[1:]] - csum[o[:-1]]
@@ -59,25 +64,30 @@ def build_table(rows: list, meta: dict) -> pa.Table:
 
 
 def make_meta(base: BaseParams, setup: dict, run_seed, index: int, seed, events: int, failed,
-              settings: list, sentinel: dict | None, generator: str = f"fastrsa {__version__}") -> dict:
+              settings: list, sentinel: dict | None, generator: str = f"fastrsa {__version__}",
+              flavour: FlavourBase | None = None) -> dict:
     """The schema metadata of one shard (docs/format.md)."""
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": generator,
             "pythia_version": pythia_version(), "base": base.to_dict(), "setup": setup,
             "seed": run_seed, "shard": {"index": index, "seed": seed, "events": events, "failed_events": failed},
-            "pythia_settings": list(settings), "sentinel": sentinel}
+            "pythia_settings": list(settings), "sentinel": sentinel, "flavour": flavour_meta(flavour)}
 
 
-def sentinel_meta(base: BaseParams) -> dict:
-    return {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS, "rtol": SENTINEL_RTOL}
+def sentinel_meta(base: BaseParams, flavour: FlavourBase | None = None) -> dict:
+    out = {"point": sentinel_point(base), "events_checked": N_SENTINEL_EVENTS, "rtol": SENTINEL_RTOL}
+    if flavour is not None:
+        out["flavour_point"] = sentinel_flavour_point(flavour)
+    return out
 
 
 def shard_meta(base: BaseParams, config: RunConfig, index: int, seed: int, events: int, failed: int,
-               generator: str = f"fastrsa {__version__}", settings: list | None = None) -> dict:
+               generator: str = f"fastrsa {__version__}", settings: list | None = None,
+               flavour: FlavourBase | None = None) -> dict:
     """The schema metadata of one shard of a generation run (docs/format.md)."""
     if settings is None:
         settings = pythia_settings(config.base, config.setup, seed)
     return make_meta(base, config.setup.to_dict(), config.seed, index, seed, events, failed, settings,
-                     sentinel_meta(base), generator)
+                     sentinel_meta(base, flavour), generator, flavour)
 
 
 class ShardMaker:
@@ -94,6 +104,7 @@ class ShardMaker:
         run_sentinel(self.pythia8mc, config.base, config.setup, seed)
         self._ready = {first_index: new_pythia(self.pythia8mc, config.base, config.setup, seed)}
         self.base = actual_base(self._ready[first_index])
+        self.flavour = actual_flavour_base(self._ready[first_index])
         if config.setup.name == "cmnd" and self.base != config.base:
             raise PythiaError(f"Pythia {pythia_version()} gives another base point in this process "
                               f"({self.base}) than when the run was planned ({config.base}); the "
@@ -105,7 +116,7 @@ class ShardMaker:
         seed = self.config.shard_seed(i)
         settings = pythia_settings(self.config.base, self.config.setup, seed)
         py = self._ready.pop(i, None) or new_pythia(self.pythia8mc, self.config.base, self.config.setup, seed)
-        reader = make_reader(py, self.pythia8mc)
+        reader = make_reader(py, self.pythia8mc, flavour=self.flavour is not None)
         rows, failed, since = [], 0, 0
         while len(rows) < self.config.shard_size(i):
             got = next_event(py, reader, self.config.setup, self._cache)
@@ -122,4 +133,4 @@ class ShardMaker:
         if on_events is not None and since:
             on_events(since)
         return build_table(rows, shard_meta(self.base, self.config, i, seed, len(rows), failed,
-                                            settings=settings))
+                                            settings=settings, flavour=self.flavour))

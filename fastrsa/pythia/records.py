@@ -26,6 +26,8 @@ WC_WEIGHTS_MERGING = 592            # WeightContainer::weightsMerging (exposed: 
 WC_WEIGHTS_USERHOOKS = 1168         # WeightContainer::weightsUserHooks (exposed: idem)
 WC_WEIGHTS_FRAGMENTATION = 832      # WeightContainer::weightsFragmentation (not exposed)
 WF_ZINT, WF_ZDBL, WF_PT = 160, 184, 208  # the three std::vectors in WeightsFragmentation
+WF_FLAV = 136                       # WeightsFragmentation::flavBreaks, std::vector<int> (VariationFrag:flav)
+N_FLAV = 13                         # flavBreaks entries in 8.317 (FlavorVariations pads them to 14 with a 0)
 
 
 def import_pythia():
@@ -59,6 +61,7 @@ class Records:
     z_int: np.ndarray   # int32 [2 * n_trials]: idOld, idNew per trial
     z_dbl: np.ndarray   # float64 [3 * n_trials]: mT2 (sign: accepted > 0), z, fPrel per trial
     pt: np.ndarray      # float64 [2 * n_breaks]: pT2 (dimensionless), multiplier per break
+    flav: np.ndarray | None = None  # int32 [13]: Pythia's flavour-choice counters (VariationFrag:flav), or None
 
 
 class RecordReader:
@@ -94,13 +97,38 @@ def verify_layout(pythia8mc) -> None:
         raise PythiaError(f"Pythia {pythia_version()}: WeightContainer layout differs from Pythia "
                           f"{SUPPORTED_PYTHIA} (weightsMerging/weightsUserHooks at {got}); install "
                           f"pythia8mc=={SUPPORTED_WHEEL}")
+    verify_fragmentation_layout(pythia8mc)
+
+
+def verify_fragmentation_layout(pythia8mc, offsets=None) -> None:
+    """Check the four record vectors' offsets inside WeightsFragmentation: the bindings expose them as
+    members of a standalone WeightsFragmentation, so known values set through the bindings must read back
+    at the offsets (raises PythiaError). `offsets` (tests) replaces (flav, zint, zdbl, pt)."""
+    flav_off, zint_off, zdbl_off, pt_off = offsets or (WF_FLAV, WF_ZINT, WF_ZDBL, WF_PT)
+    wf = pythia8mc.WeightsFragmentation()
+    want = {"flavBreaks": np.arange(101, 101 + N_FLAV, dtype=np.int32), "zIntBreaks": np.array([-3, 2101], np.int32),
+            "zDblBreaks": np.array([-1.5, 0.25, 0.75]), "pTBreaks": np.array([0.125, 1.0])}
+    for name, v in want.items():
+        setattr(wf, name, v.tolist())
+    base = _cpp_ptr(wf)
+    got = {"flavBreaks": _std_vector(base + flav_off, ctypes.c_int32, np.int32),
+           "zIntBreaks": _std_vector(base + zint_off, ctypes.c_int32, np.int32),
+           "zDblBreaks": _std_vector(base + zdbl_off, ctypes.c_double, np.float64),
+           "pTBreaks": _std_vector(base + pt_off, ctypes.c_double, np.float64)}
+    bad = [n for n in want if not np.array_equal(got[n], want[n])]
+    if bad:
+        raise PythiaError(f"Pythia {pythia_version()}: WeightsFragmentation layout differs from Pythia "
+                          f"{SUPPORTED_PYTHIA} ({', '.join(bad)} not at the expected offsets); install "
+                          f"pythia8mc=={SUPPORTED_WHEEL}")
 
 
 class CtypesRecordReader(RecordReader):
     """Reads the live WeightsFragmentation vectors of an initialized `pythia8mc.Pythia`."""
 
-    def __init__(self, pythia, pythia8mc):
+    def __init__(self, pythia, pythia8mc, flavour: bool | None = None):
         verify_layout(pythia8mc)
+        # Pythia keeps flavBreaks (13 zeros) even with VariationFrag:flav off; counts mean something only with it on.
+        self.flavour = bool(pythia.settings.flag("VariationFrag:flav")) if flavour is None else flavour
         info = pythia.infoPython()      # a copy of Info, whose weightContainerPtr is the live one
         wc = ctypes.c_void_p.from_address(_cpp_ptr(info) + INFO_WEIGHT_CONTAINER_PTR).value
         if not wc:
@@ -117,8 +145,15 @@ class CtypesRecordReader(RecordReader):
             raise PythiaError(f"Pythia {pythia_version()}: record vectors have inconsistent sizes "
                               f"({len(rec.z_int)}, {len(rec.z_dbl)}, {len(rec.pt)}); the memory "
                               "layout is not the supported one")
+        if self.flavour:
+            rec.flav = _std_vector(self._wf + WF_FLAV, ctypes.c_int32, np.int32)
+            if len(rec.flav) != N_FLAV or np.any(rec.flav < 0):
+                raise PythiaError(f"Pythia {pythia_version()}: flavour record has {len(rec.flav)} counters "
+                                  f"(expected {N_FLAV} non-negative ones); the memory layout is not the "
+                                  "supported one")
         return rec
 
 
-def make_reader(pythia, pythia8mc) -> RecordReader:
-    return CtypesRecordReader(pythia, pythia8mc)
+def make_reader(pythia, pythia8mc, flavour: bool | None = None) -> RecordReader:
+    """`flavour`: read the flavour counters too (default: when VariationFrag:flav is on)."""
+    return CtypesRecordReader(pythia, pythia8mc, flavour)

@@ -3,7 +3,7 @@ it, and one event (records + every final-state particle)."""
 from __future__ import annotations
 
 from ..errors import ParameterError, PythiaError
-from ..params import BaseParams
+from ..params import BaseParams, FlavourBase
 from .cmnd import check_reweightable
 from .records import pythia_version
 from .setups import RECORD_SWITCHES, Setup, cmnd_setup, fill_event, pythia_settings
@@ -81,6 +81,23 @@ def actual_base(py) -> BaseParams:
                       a_extra_diquark=s.parm("StringZ:aExtraDiquark"),
                       use_old_aextra=bool(s.flag("StringZ:useOldAExtra")),
                       m_c=py.particleData.m0(4), m_b=py.particleData.m0(5))
+
+
+def actual_flavour_base(py) -> FlavourBase | None:
+    """The flavour settings as this Pythia has them, or None when it keeps no flavour records
+    (VariationFrag:flav off, or a base at which the flavour weights are undefined, such as the string
+    setup's probStoUD = probQQtoQ = 0)."""
+    s = py.settings
+    if not s.flag("VariationFrag:flav"):
+        return None
+    fb = FlavourBase(rho=s.parm("StringFlav:probStoUD"), xi=s.parm("StringFlav:probQQtoQ"),
+                     x=s.parm("StringFlav:probSQtoQQ"), y=s.parm("StringFlav:probQQ1toQQ0"),
+                     decuplet_sup=s.parm("StringFlav:decupletSup"))
+    try:
+        fb.check_reweightable()
+    except ParameterError:
+        return None
+    return fb
 
 
 def final_state(event) -> tuple:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 from ..errors import PythiaError
-from ..params import BaseParams
+from ..params import BaseParams, FlavourBase
 from .cmnd import changed_fragmentation_settings
 from .records import make_reader, pythia_version
-from .run import actual_base, new_pythia, next_event
-from .setups import Setup
+from .run import actual_base, actual_flavour_base, apply_settings, new_pythia, next_event
+from .setups import Setup, pythia_settings
 
 N_SENTINEL_EVENTS = 20
 SENTINEL_RTOL = 1e-12       # measured: reader-based weights equal Pythia's in-situ ones to the last bit
@@ -21,6 +21,12 @@ def sentinel_point(base: BaseParams) -> dict:
     """A variation away from the base in every reweightable parameter."""
     return {"aLund": base.a + 0.1, "bLund": base.b * 1.2, "rFactC": base.r_fact_c * 0.9,
             "rFactB": base.r_fact_b * 1.1, "ptSigma": base.sigma * 0.9}
+
+
+def sentinel_flavour_point(fb: FlavourBase) -> dict:
+    """A variation away from the flavour base in all four flavour parameters (Pythia's frag: keys)."""
+    return {"rho": min(1.0, fb.rho * 1.2), "xi": min(1.0, fb.xi * 0.8), "x": min(1.0, fb.x * 0.9),
+            "y": min(1.0, fb.y * 1.3)}
 
 
 def _mismatch(pythia8mc, py, setup: Setup, k: int, recomputed: float, insitu: float, n_trials: int) -> PythiaError:
@@ -45,10 +51,21 @@ def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events:
     """
     sp = sentinel_point(base)
     group = " ".join(f"frag:{k}={v!r}" for k, v in sp.items())
+    probe = pythia8mc.Pythia("", False)        # settings are read at readString: no init needed to know them
+    apply_settings(probe, pythia_settings(base, setup, seed))
+    fb = actual_flavour_base(probe)
+    del probe
+    fp, fv = None, None
+    if fb is not None:      # the flavour records are proven by the same in-situ group, all nine keys varied
+        fp = sentinel_flavour_point(fb)
+        group += " " + " ".join(f"frag:{k}={v!r}" for k, v in fp.items())
     py = new_pythia(pythia8mc, base, setup, seed, extra=[f"VariationFrag:List = {{{SENTINEL_GROUP} {group}}}"])
-    reader = make_reader(py, pythia8mc)
+    reader = make_reader(py, pythia8mc, flavour=fb is not None)
     bp = actual_base(py)
     kv = pythia8mc.KinematicVariations(bp.a, bp.b, bp.r_fact_c, bp.r_fact_b, bp.sigma, bp.z_head)
+    if fb is not None:
+        fv = pythia8mc.FlavorVariations(fb.xi, fb.rho, fb.x, fb.y)
+        fparms = fv.parms(fp["xi"], fp["rho"], fp["x"], fp["y"])
     info = py.infoPython()
     names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
     idx = names.index(SENTINEL_GROUP) if SENTINEL_GROUP in names else len(names) - 1
@@ -65,6 +82,8 @@ def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events:
         insitu = py.infoPython().weightValueByIndex(idx)
         recomputed = kv.weight(sp["aLund"], sp["bLund"], sp["rFactC"], sp["rFactB"], sp["ptSigma"],
                                rec.z_int.tolist(), rec.z_dbl.tolist(), rec.pt.tolist())
+        if fv is not None:      # FlavorVariations reads 14 counters; Pythia 8.317 keeps 13 (the 14th is unused)
+            recomputed *= fv.weight(fparms, rec.flav.tolist() + [0])
         if not math.isclose(recomputed, insitu, rel_tol=SENTINEL_RTOL, abs_tol=0.0):
             raise _mismatch(pythia8mc, py, setup, len(checked), recomputed, insitu, len(rec.z_dbl) // 3)
         if len(rec.z_dbl) > 0:

@@ -38,6 +38,9 @@ FLAVOURS = {"string": "u d only: pions (no s, no diquarks, no vector or eta meso
             "ee": "all (Pythia defaults)", "cmnd": "as configured"}
 # Settings fastrsa applies on top of every configuration (then the shard's Random:seed).
 RECORD_SWITCHES = ("VariationFrag:z = on", "VariationFrag:pT = on")
+# Flavour records (Pythia's flavour-choice counters), on for ee and cmnd; the string setup makes no s quarks
+# and no diquarks (probStoUD = probQQtoQ = 0), where flavour weights are undefined.
+FLAVOUR_SWITCH = "VariationFrag:flav = on"
 
 
 def make_setup(name: str, energy: float | None = None) -> Setup:
@@ -78,13 +81,13 @@ def run_settings(base: BaseParams, setup: Setup) -> list[str]:
     record switches."""
     if setup.name == "cmnd":
         return setup_settings(setup) + ["Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on",
-                                        *RECORD_SWITCHES, f"VariationFrag:zHead = {base.z_head!r}"]
+                                        *RECORD_SWITCHES, FLAVOUR_SWITCH, f"VariationFrag:zHead = {base.z_head!r}"]
     return setup_settings(setup) + [
         "Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on",
         f"StringZ:aLund = {base.a!r}", f"StringZ:bLund = {base.b!r}", f"StringPT:sigma = {base.sigma!r}",
         f"StringZ:rFactC = {base.r_fact_c!r}", f"StringZ:rFactB = {base.r_fact_b!r}",
         "VariationFrag:z = on", "VariationFrag:pT = on", f"VariationFrag:zHead = {base.z_head!r}",
-    ]
+    ] + ([FLAVOUR_SWITCH] if setup.name == "ee" else [])
 
 
 def pythia_settings(base: BaseParams, setup: Setup, seed: int) -> list[str]:

@@ -12,8 +12,8 @@ import pyarrow as pa
 from ..errors import DatasetError
 
 FORMAT_NAME = "fastrsa-rsa-history"
-FORMAT_VERSION = 2                      # 2: every final-state particle plus `is_hadron`; 1: hadrons only
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3                      # 3: + flavour records; 2: every final-state particle plus `is_hadron`; 1: hadrons only
+READABLE_VERSIONS = (1, 2, 3)
 META_KEY = b"fastrsa"
 
 TRIAL_F64 = ("z", "fprel", "mt2")       # per trial, Pythia's order; mt2 < 0 marks a rejected trial
@@ -22,6 +22,7 @@ BREAK_F64 = ("pt2", "pt_mult")          # per string break: dimensionless Gaussi
 HADRON_F64 = ("px", "py", "pz", "e", "m")  # every final-state particle (format 1: final-state hadrons only)
 HADRON_I32 = ("pdg",)
 HADRON_BOOL = ("is_hadron",)            # format 2: per particle, True for a hadron
+FLAVOUR_I32 = ("flav_breaks",)          # format 3: Pythia's 13 flavour-choice counters per event (or none)
 
 SCHEMA = pa.schema(
     [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in TRIAL_F64]
@@ -30,15 +31,16 @@ SCHEMA = pa.schema(
     + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in HADRON_F64]
     + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in HADRON_I32]
     + [pa.field(n, pa.list_(pa.bool_()), nullable=False) for n in HADRON_BOOL]
+    + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in FLAVOUR_I32]
     + [pa.field("n_attempts", pa.int32(), nullable=False)]
 )
 COLUMNS = tuple(SCHEMA.names)
 # Columns that share one list length per event (checked on read). The group of the final-state
 # particles keeps its format-1 name "hadrons"; `is_hadron` is absent from format-1 datasets.
 LIST_GROUPS = {"trials": TRIAL_F64 + TRIAL_I32, "breaks": BREAK_F64,
-               "hadrons": HADRON_F64 + HADRON_I32 + HADRON_BOOL}
+               "hadrons": HADRON_F64 + HADRON_I32 + HADRON_BOOL, "flavour": FLAVOUR_I32}
 # Columns that only some readable versions hold: name -> first version that has it.
-SINCE_VERSION = {"is_hadron": 2}
+SINCE_VERSION = {"is_hadron": 2, "flav_breaks": 3}
 
 
 def columns_of_version(version: int) -> tuple:

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from ..params import BaseParams
+from ..params import BaseParams, FlavourBase
+from ..store.flavour import N_FLAV, has_flavour, meta_flavour_base
 from .flavours import flavour_class, flavour_table
 from .kernels import cpu as cpu_kernels
 
@@ -20,6 +21,9 @@ class TrialBatch:
     Per trial: z, mt2 (signed: > 0 accepted), cls (flavour class, int8), lfb = log f_B(z) and
     lfB = log F_B = log(f_B(z) / (fPrel zHead)). Per event: n_breaks and sum_pt2 (the pT weight
     depends on the pT records only through these). `table` maps a flavour class to its shape shifts.
+    Flavour records (format 3, when the dataset has them): `flav` [N, 13] float64 (Pythia's flavour-choice
+    counts per event; exact integers) and `flavour`, their base point; both None otherwise, and
+    `flavour_missing` then says why (the one-line error a flavour parameter gets).
     """
 
     base: BaseParams
@@ -32,6 +36,9 @@ class TrialBatch:
     table: torch.Tensor
     n_breaks: torch.Tensor
     sum_pt2: torch.Tensor
+    flav: torch.Tensor | None = None
+    flavour: FlavourBase | None = None
+    flavour_missing: str = "this batch has no flavour records"
 
     def __len__(self) -> int:
         return self.offsets.shape[0] - 1
@@ -47,21 +54,39 @@ class TrialBatch:
     def to(self, device) -> "TrialBatch":
         kw = {f: getattr(self, f).to(device) for f in ("offsets", "z", "mt2", "cls", "lfb", "lfB", "table",
                                                        "n_breaks", "sum_pt2")}
-        return TrialBatch(base=self.base, **kw)
+        flav = None if self.flav is None else self.flav.to(device)
+        return TrialBatch(base=self.base, **kw, flav=flav, flavour=self.flavour, flavour_missing=self.flavour_missing)
 
     @classmethod
     def from_dataset(cls, ds, device="cpu") -> "TrialBatch":
-        return cls.from_flat(ds.flat(groups=("trials", "breaks")), ds.base, device)
+        groups = ("trials", "breaks", "flavour") if has_flavour(ds.meta) else ("trials", "breaks")
+        return cls.from_flat(ds.flat(groups=groups), ds.base, device, meta=ds.meta, where=str(ds.path))
 
     @classmethod
-    def from_flat(cls, fv, base: BaseParams, device="cpu") -> "TrialBatch":
-        """From a dataset's FlatView (trials and breaks groups) and its base point."""
+    def from_flat(cls, fv, base: BaseParams, device="cpu", meta: dict | None = None,
+                  where: str = "dataset") -> "TrialBatch":
+        """From a dataset's FlatView (trials and breaks groups, and the flavour group when the dataset's
+        metadata `meta` says it has flavour records) and its base point."""
+        flavour, counts, missing = None, None, "this batch has no flavour records"
+        if meta is not None:
+            try:
+                flavour = meta_flavour_base(meta, where)
+            except DatasetError as exc:
+                missing = str(exc)
+        if flavour is not None:
+            if "flav_breaks" not in fv.values:
+                raise DatasetError(f"{where}: the flat view lacks the flavour group; read it with "
+                                   "ds.flat(groups=('trials', 'breaks', 'flavour'))")
+            counts = flavour_counts(fv.offsets["flavour"], fv["flav_breaks"], len(fv.offsets["trials"]) - 1, where)
         return cls.from_arrays(base, fv.offsets["trials"], fv["z"], fv["fprel"], fv["mt2"], fv["id_old"],
-                               fv["id_new"], fv.offsets["breaks"], fv["pt2"], device=device)
+                               fv["id_new"], fv.offsets["breaks"], fv["pt2"], device=device, flav_counts=counts,
+                               flavour=flavour, flavour_missing=missing)
 
     @classmethod
     def from_arrays(cls, base: BaseParams, trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2,
-                    device="cpu") -> "TrialBatch":
+                    device="cpu", flav_counts=None, flavour: FlavourBase | None = None,
+                    flavour_missing: str = "this batch has no flavour records") -> "TrialBatch":
+        """`flav_counts` [N, 13] and `flavour` (their base) give the batch flavour records."""
         trial_offsets = np.ascontiguousarray(trial_offsets, np.int64)
         break_offsets = np.ascontiguousarray(break_offsets, np.int64)
         z, fprel, mt2, pt2 = (np.ascontiguousarray(x, np.float64) for x in (z, fprel, mt2, pt2))
@@ -79,7 +104,28 @@ class TrialBatch:
         cpu_kernels.pt_sums(break_offsets, pt2, n_br, s_pt2)
         # Arrow-backed arrays are read-only; torch needs writable memory, so those are copied once.
         t = lambda x: torch.from_numpy(x if x.flags.writeable else x.copy()).to(device)  # noqa: E731
-        return cls(base, t(trial_offsets), t(z), t(mt2), t(c), t(lfb), t(lfB), t(table), t(n_br), t(s_pt2))
+        flav = None
+        if (flav_counts is None) != (flavour is None):
+            raise DatasetError("flav_counts: give the flavour counts and their base (flavour) together")
+        if flavour is not None:
+            flavour.check_reweightable(where="flavour base")
+            counts = np.asarray(flav_counts)
+            if counts.shape != (len(trial_offsets) - 1, N_FLAV):
+                raise DatasetError(f"flav_counts: shape {counts.shape}; expected [{len(trial_offsets) - 1}, {N_FLAV}]")
+            if not np.all(counts >= 0):
+                raise DatasetError("flav_counts: negative counts; the flavour records are corrupt")
+            flav = torch.from_numpy(counts.astype(np.float64)).to(device)
+        return cls(base, t(trial_offsets), t(z), t(mt2), t(c), t(lfb), t(lfB), t(table), t(n_br), t(s_pt2),
+                   flav=flav, flavour=flavour, flavour_missing=flavour_missing)
+
+
+def flavour_counts(offsets, values, n_events: int, where: str) -> np.ndarray:
+    """[N, 13] counts from the flat flavour column: every event must hold Pythia's 13 counters."""
+    off = np.asarray(offsets)
+    if len(off) != n_events + 1 or np.any(np.diff(off) != N_FLAV):
+        raise DatasetError(f"{where}: flav_breaks must hold {N_FLAV} counters for every event; the flavour "
+                           "records are incomplete (regenerate the shard)")
+    return np.asarray(values).reshape(n_events, N_FLAV)
 
 
 MAX_MT2 = 1e10      # [GeV^2] no hadron of a string below 100 TeV has a larger transverse mass squared

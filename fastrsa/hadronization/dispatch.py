@@ -82,3 +82,29 @@ def run_lund_kernel(batch, theta2: torch.Tensor, backend: str = "auto"):
         else:
             cuda_kernels.launch((*[x.numpy() for x in tensors], *scalars, *[x.numpy() for x in outs]), N)
     return out_lw, out_grad, out_cap
+
+
+def run_flavour_tables(batch, theta_f: torch.Tensor, backend: str = "auto"):
+    """Per flavour point (theta_f [K, 4] = rho, xi, x, y): L [K, 13] and dL [K, 13, 4] (see
+    fastrsa.hadronization.flavmath), on the batch's device, from the same kernel source on CPU and GPU."""
+    from .flavmath import N_FLAV
+    K, dev = theta_f.shape[0], batch.device
+    which = resolve_backend(backend, dev)
+    fb = batch.flavour
+    base = torch.tensor(fb.theta, dtype=torch.float64, device=dev)
+    cg = torch.tensor(fb.cg_ratios(), dtype=torch.float64, device=dev)
+    out_L = torch.empty((K, N_FLAV), dtype=torch.float64, device=dev)
+    out_dL = torch.empty((K, N_FLAV, 4), dtype=torch.float64, device=dev)
+    args = (theta_f.detach().to(torch.float64).contiguous(), base, cg, out_L, out_dL)
+    if which == "cpu":
+        from .kernels import cpu as cpu_kernels
+        cpu_kernels.flavour_tables(*[x.numpy() for x in args])
+    else:
+        from .kernels import cuda as cuda_kernels
+        if which == "cuda":
+            from numba import cuda
+            stream = cuda.external_stream(torch.cuda.current_stream(dev).cuda_stream)
+            cuda_kernels.launch_flavour([cuda.as_cuda_array(x) for x in args], K, stream)
+        else:
+            cuda_kernels.launch_flavour([x.numpy() for x in args], K)
+    return out_L, out_dL

@@ -3,6 +3,7 @@ import math
 
 from numba import njit, prange
 
+from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, base_log_f, pt_log_weight, strided_trial_sums
 
 
@@ -45,3 +46,13 @@ def pt_sums(offsets, pt2, out_n, out_sum):
             s += pt2[t]
         out_n[i] = offsets[i + 1] - offsets[i]
         out_sum[i] = s
+
+
+@njit(cache=True)
+def flavour_tables(theta, base, cg, out_L, out_dL):
+    """Per flavour point k (theta [K, 4] = rho, xi, x, y): the log factor of each of Pythia's 13 flavour
+    counters relative to `base` (out_L [K, 13]) and its Jacobian (out_dL [K, 13, 4]). An event's flavour
+    log-weight is then its counts dotted with out_L[k] (fastrsa.hadronization.flavmath)."""
+    for k in range(theta.shape[0]):
+        flavour_table(theta[k, F_RHO], theta[k, F_XI], theta[k, F_X], theta[k, F_Y], base[F_RHO], base[F_XI],
+                      base[F_X], base[F_Y], cg[0], cg[1], out_L[k], out_dL[k])

@@ -8,6 +8,7 @@ and on host arrays under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), which 
 
 from numba import cuda, float64, int32
 
+from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, pt_log_weight, strided_trial_sums
 
 WARP = 32
@@ -61,3 +62,17 @@ def event_log_weights_cuda(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_
 def launch(args, n_events: int, stream=0) -> None:
     blocks = max(1, (n_events * WARP + THREADS - 1) // THREADS)
     event_log_weights_cuda[blocks, THREADS, stream](*args)
+
+
+@cuda.jit
+def flavour_tables_cuda(theta, base, cg, out_L, out_dL):
+    """One thread per flavour point: the same tables as kernels.cpu.flavour_tables."""
+    k = cuda.grid(1)
+    if k < theta.shape[0]:
+        flavour_table(theta[k, F_RHO], theta[k, F_XI], theta[k, F_X], theta[k, F_Y], base[F_RHO], base[F_XI],
+                      base[F_X], base[F_Y], cg[0], cg[1], out_L[k], out_dL[k])
+
+
+def launch_flavour(args, n_points: int, stream=0) -> None:
+    threads = 64
+    flavour_tables_cuda[max(1, (n_points + threads - 1) // threads), threads, stream](*args)

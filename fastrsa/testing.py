@@ -41,7 +41,7 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     from .generation.shard import build_table, shard_meta
     from .params import BaseParams
     from .pythia.records import import_pythia, make_reader
-    from .pythia.run import actual_base, new_pythia, next_event
+    from .pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
     from .pythia.setups import make_setup, pythia_settings
     from .store.dataset import open_dataset
     from .store.writer import write_manifest, write_shard
@@ -70,7 +70,8 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
         kvw.append([kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(),
                               r.pt.tolist()) for (a, b, s) in points])
     meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
-                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra)
+                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra,
+                      flavour=actual_flavour_base(py))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_shard(out, 0, build_table(rows, meta))

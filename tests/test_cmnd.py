@@ -66,7 +66,7 @@ def test_cmnd_at_40_gev_passes_its_sentinel_and_stores_every_final_state_particl
     from fastrsa.observables import compute
     from fastrsa.store.hadrons import HadronSample, load_hadrons
     ds = ee40
-    assert len(ds) == 50 and ds.complete and ds.format_version == 2 and ds.final_state_complete
+    assert len(ds) == 50 and ds.complete and ds.format_version == 3 and ds.final_state_complete
     m = ds.meta
     assert m["setup"]["name"] == "cmnd" and m["setup"]["energy"] == 40.0
     assert m["setup"]["settings"] == EE40_LINES
@@ -154,7 +154,7 @@ def _user_pythia(seed):
     from fastrsa.pythia.records import import_pythia
     p8 = import_pythia()
     py = p8.Pythia("", False)
-    for s in EE40_LINES + ["Print:quiet = on", "VariationFrag:z = on", "VariationFrag:pT = on",
+    for s in EE40_LINES + ["Print:quiet = on", "VariationFrag:z = on", "VariationFrag:pT = on", "VariationFrag:flav = on",
                            "VariationFrag:zHead = 10.0", "Random:setSeed = on", f"Random:seed = {seed}"]:
         assert py.readString(s)
     assert py.init()

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ..errors import FastRSAError
-from . import classifier, demo, fitting, generate, shower
+from . import classifier, demo, fitting, generate, reweight, shower
 
-GROUPS = (generate, shower, fitting, classifier, demo)
+GROUPS = (generate, reweight, shower, fitting, classifier, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,6 +71,7 @@ def test_reference_equals_pythia(flav_ee):
 
 def test_derived_ratios_equal_pythias():
     import pythia8mc
+
     from fastrsa.hadronization.flavmath import derived
     fv = pythia8mc.FlavorVariations(0.081, 0.217, 0.915, 0.0275)
     rng = np.random.default_rng(3)

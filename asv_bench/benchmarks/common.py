@@ -15,3 +15,15 @@ def string_dataset(events: int):
         if ds.complete:
             return ds
     return generate(out, events=events, seed=5, jobs=2, progress=False)
+
+
+def ee_dataset(events: int):
+    """e+e- -> Z events at Pythia's defaults, with flavour records (format 3)."""
+    from fastrsa import open_dataset
+    from fastrsa.generation import generate
+    out = CACHE / f"ee-{events}"
+    if (out / "_fastrsa.parquet").exists() or (out / "fastrsa.json").exists():
+        ds = open_dataset(out)
+        if ds.complete and ds.format_version >= 3:
+            return ds
+    return generate(out, events=events, setup="ee", a=0.68, b=0.98, sigma=0.335, seed=5, jobs=2, progress=False)

@@ -18,6 +18,7 @@ from ..pythia.records import import_pythia, make_reader, pythia_version
 from ..pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
 from ..pythia.sentinel import N_SENTINEL_EVENTS, SENTINEL_RTOL, run_sentinel, sentinel_flavour_point, sentinel_point
 from ..pythia.setups import pythia_settings
+from ..pythia.species import SPECIES_LABELS
 from ..store.flavour import flavour_meta
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION, schema_with_meta
 from .plan import RunConfig
@@ -55,6 +56,10 @@ def build_table(rows: list, meta: dict) -> pa.Table:
     flav = [getattr(r, "flav", None) for r, _ in rows]
     n_fl = np.fromiter((0 if f is None else len(f) for f in flav), np.int64, len(rows))
     cols["flav_breaks"] = lst(offsets(n_fl), cat([f for f in flav if f is not None], np.int32))
+    # Identified-hadron counts over the whole event record (format 3; pythia.species.SPECIES order).
+    spc = [np.asarray(h[7], np.int32) if len(h) > 7 else np.zeros(0, np.int32) for _, h in rows]
+    cols["species_counts"] = lst(offsets(np.fromiter((len(s) for s in spc), np.int64, len(rows))),
+                                 cat(spc, np.int32))
     csum = np.concatenate([[0], np.cumsum(zd[:, 0] > 0)])   # (reduceat mishandles empty events)
     o = np.asarray(o_tr)
     accepted = csum[o[1:]] - csum[o[:-1]]
@@ -70,7 +75,8 @@ def make_meta(base: BaseParams, setup: dict, run_seed, index: int, seed, events:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generator": generator,
             "pythia_version": pythia_version(), "base": base.to_dict(), "setup": setup,
             "seed": run_seed, "shard": {"index": index, "seed": seed, "events": events, "failed_events": failed},
-            "pythia_settings": list(settings), "sentinel": sentinel, "flavour": flavour_meta(flavour)}
+            "pythia_settings": list(settings), "sentinel": sentinel, "flavour": flavour_meta(flavour),
+            "species": list(SPECIES_LABELS)}
 
 
 def sentinel_meta(base: BaseParams, flavour: FlavourBase | None = None) -> dict:

@@ -7,6 +7,7 @@ from ..params import BaseParams, FlavourBase
 from .cmnd import check_reweightable
 from .records import pythia_version
 from .setups import RECORD_SWITCHES, Setup, cmnd_setup, fill_event, pythia_settings
+from .species import SLOT, SPECIES, XP_CUT
 
 
 def apply_settings(py, settings, origins=None) -> None:
@@ -102,14 +103,20 @@ def actual_flavour_base(py) -> FlavourBase | None:
 
 def final_state(event) -> tuple:
     """(px, py, pz, e, m, pdg, is_hadron) lists of the event's final-state particles, in event-record
-    order: hadrons, and with decays on also photons and leptons (format 2)."""
+    order: hadrons, and with decays on also photons and leptons (format 2); then the identified-hadron
+    counts over the whole record (pythia.species.SPECIES, format 3)."""
     px, py_, pz, e, m, pdg, had = [], [], [], [], [], [], []
+    counts = [0] * len(SPECIES)
+    e_beam = 0.5 * event[0].m() if event.size() else 0.0
     for j in range(event.size()):
         p = event[j]
+        k = SLOT.get(p.idAbs())
+        if k is not None and (k not in XP_CUT or p.pAbs() >= XP_CUT[k] * e_beam):
+            counts[k] += 1
         if p.isFinal():
             px.append(p.px()); py_.append(p.py()); pz.append(p.pz())
             e.append(p.e()); m.append(p.m()); pdg.append(p.id()); had.append(p.isHadron())
-    return px, py_, pz, e, m, pdg, had
+    return px, py_, pz, e, m, pdg, had, counts
 
 
 def final_hadrons(event) -> tuple:

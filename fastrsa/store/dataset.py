@@ -90,8 +90,11 @@ class Dataset:
             raise DatasetError(f"{self.path}: no shards")
         return pa.concat_tables(tables).combine_chunks()
 
-    def flat(self, groups=("trials", "breaks", "hadrons")) -> FlatView:
-        """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView)."""
+    def flat(self, groups=None) -> FlatView:
+        """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView); by default
+        trials, breaks, hadrons and (format 3) the identified-hadron counts, group "species"."""
+        if groups is None:
+            groups = ("trials", "breaks", "hadrons") + (("species",) if self.format_version >= 3 else ())
         have = set(columns_of_version(self.format_version))
         cols = [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
         table = self.table(columns=cols)

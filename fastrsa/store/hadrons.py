@@ -52,6 +52,8 @@ class HadronSample:
     weights: np.ndarray | None = None
     is_hadron: np.ndarray | None = None
     final_state_complete: bool = False
+    species: np.ndarray | None = None      # int [N, S] identified-hadron counts (format 3), labels in setup meta
+    species_labels: tuple = ()
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -91,7 +93,20 @@ class HadronSample:
         return cls(f64("px"), f64("py"), f64("pz"), f64("e"), np.asarray(fv["pdg"], np.int64),
                    fv.offsets["hadrons"], _setup_of(meta, path), str(path),
                    is_hadron=None if mask is None else np.asarray(mask, bool),
-                   final_state_complete=mask is not None and int(meta.get("format_version", 1)) >= 2)
+                   final_state_complete=mask is not None and int(meta.get("format_version", 1)) >= 2,
+                   **_species_of(fv, meta))
+
+
+def _species_of(fv, meta: dict) -> dict:
+    """Identified-hadron counts [N, S] of a format-3 flat view that holds the species group, else none."""
+    labels = tuple(meta.get("species") or ())
+    vals = fv.values.get("species_counts")
+    if vals is None or not labels or "species" not in fv.offsets:
+        return {}
+    off = np.asarray(fv.offsets["species"])
+    if len(off) != len(fv) + 1 or np.any(np.diff(off) != len(labels)):
+        return {}       # events without counts (a Recorder of another process): no species observables
+    return {"species": np.asarray(vals, np.int64).reshape(len(fv), len(labels)), "species_labels": labels}
 
 
 def _setup_of(meta: dict, where) -> dict:

@@ -23,6 +23,7 @@ HADRON_F64 = ("px", "py", "pz", "e", "m")  # every final-state particle (format 
 HADRON_I32 = ("pdg",)
 HADRON_BOOL = ("is_hadron",)            # format 2: per particle, True for a hadron
 FLAVOUR_I32 = ("flav_breaks",)          # format 3: Pythia's 13 flavour-choice counters per event (or none)
+SPECIES_I32 = ("species_counts",)       # format 3: identified-hadron counts over the whole event record
 
 SCHEMA = pa.schema(
     [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in TRIAL_F64]
@@ -31,16 +32,17 @@ SCHEMA = pa.schema(
     + [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in HADRON_F64]
     + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in HADRON_I32]
     + [pa.field(n, pa.list_(pa.bool_()), nullable=False) for n in HADRON_BOOL]
-    + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in FLAVOUR_I32]
+    + [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in FLAVOUR_I32 + SPECIES_I32]
     + [pa.field("n_attempts", pa.int32(), nullable=False)]
 )
 COLUMNS = tuple(SCHEMA.names)
 # Columns that share one list length per event (checked on read). The group of the final-state
 # particles keeps its format-1 name "hadrons"; `is_hadron` is absent from format-1 datasets.
 LIST_GROUPS = {"trials": TRIAL_F64 + TRIAL_I32, "breaks": BREAK_F64,
-               "hadrons": HADRON_F64 + HADRON_I32 + HADRON_BOOL, "flavour": FLAVOUR_I32}
+               "hadrons": HADRON_F64 + HADRON_I32 + HADRON_BOOL, "flavour": FLAVOUR_I32,
+               "species": SPECIES_I32}
 # Columns that only some readable versions hold: name -> first version that has it.
-SINCE_VERSION = {"is_hadron": 2, "flav_breaks": 3}
+SINCE_VERSION = {"is_hadron": 2, "flav_breaks": 3, "species_counts": 3}
 
 
 def columns_of_version(version: int) -> tuple:

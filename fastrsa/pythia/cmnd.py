@@ -71,7 +71,8 @@ FRAGMENTATION_GROUPS = ("StringZ:", "StringPT:", "StringFlav:", "StringFragmenta
                         "FragmentationSystems:", "MiniStringFragmentation:", "HadronLevel:", "Ropewalk:",
                         "ClosePacking:", "HadronVertex:")
 # Changed on purpose by fastrsa, or reweighted exactly: never the culprit.
-REWEIGHTED = {"stringz:alund", "stringz:blund", "stringpt:sigma", "stringz:rfactc", "stringz:rfactb"}
+REWEIGHTED = {"stringz:alund", "stringz:blund", "stringpt:sigma", "stringz:rfactc", "stringz:rfactb",
+              "stringflav:probstoud", "stringflav:probqqtoq", "stringflav:probsqtoqq", "stringflav:probqq1toqq0"}
 
 
 def key_of(setting: str) -> str:

@@ -148,7 +148,7 @@ def test_datasets_without_flavour_records_refuse_flavour_parameters(flav_ee, tmp
     So is the string setup (no s quarks, no diquarks: no flavour records)."""
     from fastrsa.store.schema import META_KEY
     ds = flav_ee[0]
-    table = pq.read_table(ds.shards[0]).drop_columns(["flav_breaks"])
+    table = pq.read_table(ds.shards[0]).drop_columns(["flav_breaks", "species_counts"])
     meta = dict(ds.meta, format_version=2)
     meta.pop("flavour")
     (tmp_path / "v2").mkdir()
@@ -161,6 +161,10 @@ def test_datasets_without_flavour_records_refuse_flavour_parameters(flav_ee, tmp
                                                                                          dtype=torch.float64)))
     with pytest.raises(DatasetError, match=r"format version 2 has no flavour records, so rho, xi, x, y cannot"):
         fastrsa.lund_log_weights(batch, torch.tensor([0.6, 0.25], dtype=torch.float64), names="a,rho")
+    from fastrsa.observables import compute
+    from fastrsa.store.hadrons import HadronSample
+    with pytest.raises(DatasetError, match="no identified-hadron counts"):
+        compute(HadronSample.from_flat(old.flat(), old.meta, old.path), "K_over_pi")
     with pytest.raises(DatasetError, match="made without flavour records"):
         fastrsa.lund_log_weights(string_ds.to_torch(), torch.tensor([0.25], dtype=torch.float64), names="rho")
     with pytest.raises(ParameterError, match=r"rho = 0.0 outside the model \(0 < rho <= 1; StringFlav:probStoUD"):
@@ -197,3 +201,42 @@ def test_sentinel_proves_the_flavour_records(monkeypatch):
     monkeypatch.setattr(records.CtypesRecordReader, "read", permuted)
     with pytest.raises(PythiaError, match="do not reproduce Pythia's in-situ weight"):
         sentinel.run_sentinel(p8, base, make_setup("ee"), seed=5, n_events=3)
+
+
+def test_identified_counts_and_ratios(flav_ee):
+    """Species counts run over the whole record; stable ones (pi+-, K+-, p) equal the final-state counts."""
+    from fastrsa.observables import compute
+    from fastrsa.store.hadrons import HadronSample
+    ds = flav_ee[0]
+    h = HadronSample.from_flat(ds.flat(), ds.meta, ds.path)
+    assert h.species is not None and h.species.shape == (30, len(h.species_labels))
+    obs = {k: v.values for k, v in compute(h, "identified,flavour_ratios").items()}
+    ev = np.repeat(np.arange(30), np.diff(h.offsets))
+    for name, pid in (("n_pi", 211), ("n_K", 321), ("n_p", 2212)):
+        np.testing.assert_array_equal(obs[name], np.bincount(ev[np.abs(h.pdg) == pid], minlength=30))
+    np.testing.assert_allclose(obs["K_over_pi"], obs["n_K"] / obs["n_pi"])
+    assert obs["n_K0"].sum() > 0 and obs["n_Lambda"].sum() > 0 and obs["n_pi0"].sum() > obs["n_pi"].sum() / 3
+    assert not np.any(np.isin(np.abs(h.pdg), [310, 3122, 111]))      # decayed: only the record counts them
+
+
+def test_reweight_command(flav_ee, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from fastrsa.cli import main
+    ds, insitu, _ = flav_ee
+    out = tmp_path / "w.parquet"
+    p1, p2 = POINTS[1], POINTS[0]
+    args = ["reweight", str(ds.path), "--point", ",".join(f"{k}={v}" for k, v in p1.items()),
+            "--point", ",".join(f"{k}={v}" for k, v in p2.items()), "--out", str(out)]
+    assert main(args) == 0
+    t = pq.read_table(out)
+    meta = json.loads(t.schema.metadata[b"fastrsa_reweight"])
+    assert t.column_names == ["logw_0", "logw_1"] and t.num_rows == len(ds)
+    assert meta["points"][0] == {k: p1[k] for k in ALL} and meta["points"][1]["a"] == ds.base.a
+    np.testing.assert_allclose(np.exp(t.column("logw_0").to_numpy()), insitu[1], rtol=1e-10)
+    np.testing.assert_allclose(np.exp(t.column("logw_1").to_numpy()), insitu[0], rtol=1e-10)
+    capsys.readouterr()
+    assert main(args) == 2      # exists
+    assert main(["reweight", str(ds.path), "--point", "a=0.7,rho", "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "'rho' is not NAME=VALUE" in err[1]

@@ -77,19 +77,26 @@ def weighted_means(lw, obs):
     return m, var
 
 
-def fit(batch, obs, target, target_err, start, names=FIT):
-    """chi2 of weighted means to target values; the MC statistical variance of the means (at the start
-    point) is added to the target's. Returns (theta, chi2 at start, chi2 at fit, covariance)."""
+def fit(batch, obs, target, target_cov, start, names=FIT):
+    """chi2 = d^T C^-1 d of weighted means to target values, C = the target's covariance plus the MC
+    covariance of the weighted means (at the start point; the observables of one event are correlated).
+    Returns (theta, chi2 at start, chi2 at fit, covariance of theta)."""
     obs_t = [torch.as_tensor(o, dtype=torch.float64) for o in obs]
     tgt = torch.as_tensor(target, dtype=torch.float64)
+    th0 = torch.tensor(start, dtype=torch.float64)
+    w0 = torch.softmax(fastrsa.lund_log_weights(batch, th0, names=names), 0).numpy()
+    o = np.stack([np.asarray(x, np.float64) for x in obs], 1)
+    dev = o - w0 @ o
+    c_mc = (dev * (w0 ** 2)[:, None]).T @ dev
+    cinv = torch.as_tensor(np.linalg.inv(np.asarray(target_cov) + c_mc))
 
-    def chi2_of(th, mc_var):
+    def chi2_of(th, _unused=None):
         lw = fastrsa.lund_log_weights(batch, th, names=names)
         m, _ = weighted_means(lw, obs_t)
-        return (((m - tgt) ** 2) / torch.as_tensor(np.asarray(target_err) ** 2 + mc_var)).sum()
+        d = m - tgt
+        return d @ cinv @ d
 
-    th0 = torch.tensor(start, dtype=torch.float64)
-    _, var0 = weighted_means(fastrsa.lund_log_weights(batch, th0, names=names), obs_t)
+    var0 = None
     lo = [fastrsa.params.WEIGHT_SPACE[n].floor for n in names]
     hi = [fastrsa.params.WEIGHT_SPACE[n].upper for n in names]
 
@@ -119,15 +126,19 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--events", type=int, default=15000)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="'KEY = VALUE'",
+                    help="a Pythia setting for both samples (e.g. 'StringFlav:popcornRate = 0')")
     args = ap.parse_args()
     out = Path(args.out)
-    base = generate(out / "base", events=args.events, settings=EE, seed=101, jobs=args.jobs, progress=False)
+    ee = EE + list(args.set)
+    base = generate(out / "base", events=args.events, settings=ee, seed=101, jobs=args.jobs, progress=False)
     tgt = generate(out / "target", events=args.events, seed=202, jobs=args.jobs, progress=False,
-                   settings=EE + [f"StringFlav:probStoUD = {TRUTH['rho']!r}", f"StringFlav:probQQtoQ = {TRUTH['xi']!r}"])
+                   settings=ee + [f"StringFlav:probStoUD = {TRUTH['rho']!r}", f"StringFlav:probQQtoQ = {TRUTH['xi']!r}"])
+    results = {"settings": ee}
     batch = base.to_torch()
     fb = batch.flavour
     print(f"base: {len(base)} events at a={base.base.a}, b={base.base.b}, sigma={base.base.sigma}, {fb}")
-    results = {"events": [len(base), len(tgt)], "truth": TRUTH}
+    results.update({"events": [len(base), len(tgt)], "truth": TRUTH})
 
     # 1. closure
     th = torch.tensor([TRUTH["rho"], TRUTH["xi"]], dtype=torch.float64)
@@ -151,10 +162,11 @@ def main():
     # 2. pseudo-data fit of (a, b, sigma, rho, xi) to the target's means
     obs_b = observables(base, PSEUDO_OBS)
     obs_t = observables(tgt, PSEUDO_OBS)
-    target = np.array([obs_t[n].mean() for n in PSEUDO_OBS])
-    terr = np.array([obs_t[n].std() / math.sqrt(len(obs_t[n])) for n in PSEUDO_OBS])
+    ot_m = np.stack([obs_t[n] for n in PSEUDO_OBS], 1)
+    target = ot_m.mean(0)
+    tcov = np.cov(ot_m.T) / len(ot_m)
     start = [base.base.a, base.base.b, base.base.sigma, fb.rho, fb.xi]
-    xf, c_start, c_fit, cov = fit(batch, [obs_b[n] for n in PSEUDO_OBS], target, terr, start)
+    xf, c_start, c_fit, cov = fit(batch, [obs_b[n] for n in PSEUDO_OBS], target, tcov, start)
     truth = np.array([TRUTH[n] for n in FIT])
     d = xf - truth
     dchi2 = float(d @ np.linalg.pinv(cov) @ d)
@@ -175,7 +187,7 @@ def main():
     vals = list(m.values) + [NCH[0]]
     errs = list(0.5 * (np.asarray(m.err_plus) + np.asarray(m.err_minus))) + [NCH[1]]
     obs_b = observables(base, names)
-    xd, c0, c1, covd = fit(batch, [obs_b[n] for n in names], np.array(vals), np.array(errs), start)
+    xd, c0, c1, covd = fit(batch, [obs_b[n] for n in names], np.array(vals), np.diag(np.square(errs)), start)
     print(f"ALEPH d44 + <n_ch> fit ({len(vals)} numbers): chi2 at Monash {c0:.1f} -> {c1:.1f} at the fit")
     for n, v, e, s in zip(FIT, xd, np.sqrt(np.diag(covd)), start):
         print(f"  {n:6s} = {v:.4f} +- {e:.4f}   (Monash {s:.4f})")

@@ -282,6 +282,7 @@ class FlavourBase:
     x: float = 0.915              # StringFlav:probSQtoQQ
     y: float = 0.0275             # StringFlav:probQQ1toQQ0
     decuplet_sup: float = 1.0     # StringFlav:decupletSup
+    popcorn_rate: float | None = None  # StringFlav:popcornRate (not reweighted; None: not recorded)
 
     @property
     def theta(self) -> tuple:
@@ -294,6 +295,12 @@ class FlavourBase:
         m0, m2, m4 = max(s[0], s[1]), max(s[2], s[3]), max(s[4], s[5])
         return m4 / m0, m2 / m0
 
+    @property
+    def popcorn(self) -> bool:
+        """True unless popcorn baryon production is known to be off (StringFlav:popcornRate = 0): with it
+        on, Pythia's flavour weights do not close (docs/weights.md, 'Popcorn')."""
+        return self.popcorn_rate is None or self.popcorn_rate > 0
+
     def check_reweightable(self, where: str = "flavour base") -> None:
         """A weight away from this base divides by each base value: all four must lie inside the model."""
         WEIGHT_SPACE.check(self.theta, where=where, names=[p.name for p in FLAVOUR_PARAMS])
@@ -304,7 +311,7 @@ class FlavourBase:
     @classmethod
     def from_dict(cls, d: dict) -> "FlavourBase":
         names = {f.name for f in fields(cls)}
-        missing = names - set(d)
+        missing = names - set(d) - {"popcorn_rate"}
         if missing:
             raise ParameterError(f"flavour base: missing {sorted(missing)}; the dataset's metadata is incomplete")
-        return cls(**{k: float(d[k]) for k in names})
+        return cls(**{k: (None if d.get(k) is None else float(d[k])) for k in names})

@@ -240,3 +240,22 @@ def test_reweight_command(flav_ee, tmp_path, capsys):
     assert main(["reweight", str(ds.path), "--point", "a=0.7,rho", "--out", str(tmp_path / "x.parquet")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "'rho' is not NAME=VALUE" in err[1]
+
+
+def test_popcorn_samples_warn(flav_ee):
+    """Pythia's flavour weights do not close with popcorn baryon production on (its default): a warning
+    says so once; a base made with popcornRate = 0 does not warn."""
+    import dataclasses
+    import warnings
+
+    from fastrsa.hadronization.weights import PopcornWarning
+    ds = flav_ee[0]
+    batch = ds.to_torch()
+    assert batch.flavour.popcorn_rate == 0.5
+    th = torch.tensor([0.25], dtype=torch.float64)
+    with pytest.warns(PopcornWarning, match="popcornRate = 0"):
+        fastrsa.lund_log_weights(batch, th, names="rho")
+    batch.flavour = dataclasses.replace(batch.flavour, popcorn_rate=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastrsa.lund_log_weights(batch, th, names="rho")

@@ -93,7 +93,7 @@ def actual_flavour_base(py) -> FlavourBase | None:
         return None
     fb = FlavourBase(rho=s.parm("StringFlav:probStoUD"), xi=s.parm("StringFlav:probQQtoQ"),
                      x=s.parm("StringFlav:probSQtoQQ"), y=s.parm("StringFlav:probQQ1toQQ0"),
-                     decuplet_sup=s.parm("StringFlav:decupletSup"))
+                     decuplet_sup=s.parm("StringFlav:decupletSup"), popcorn_rate=s.parm("StringFlav:popcornRate"))
     try:
         fb.check_reweightable()
     except ParameterError:

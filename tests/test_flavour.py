@@ -18,6 +18,9 @@ from fastrsa.hadronization.reference import (
 )
 from fastrsa.params import FlavourBase
 
+# The ee setup has Pythia's default popcorn on: its PopcornWarning is tested once, below.
+pytestmark = pytest.mark.filterwarnings("ignore::fastrsa.hadronization.weights.PopcornWarning")
+
 ALL = ("a", "b", "sigma", "rho", "xi", "x", "y")
 # Every point varies all four flavour parameters; the last two vary all seven together.
 POINTS = [{"rho": 0.26, "xi": 0.1, "x": 0.8, "y": 0.04},

@@ -181,7 +181,7 @@ def test_recorder_writes_what_generate_writes(ee40, tmp_path):
     meta = ds.meta
     assert {k: v for k, v in meta.items() if k not in differ} == \
            {k: v for k, v in ref_meta.items() if k not in differ}
-    assert meta["base"] == ref_meta["base"] and meta["format_version"] == 2
+    assert meta["base"] == ref_meta["base"] and meta["format_version"] == 3 and meta["flavour"] == ref_meta["flavour"]
     assert meta["setup"]["energy"] == 40.0 and meta["shard"]["seed"] == ref_meta["shard"]["seed"]
     assert meta["sentinel"] is None and meta["seed"] == ref_meta["shard"]["seed"]
     # What the Recorder reads back from Pythia (its read history) replays to the same events too.

@@ -220,6 +220,9 @@ def test_identified_counts_and_ratios(flav_ee):
     np.testing.assert_allclose(obs["K_over_pi"], obs["n_K"] / obs["n_pi"])
     assert obs["n_K0"].sum() > 0 and obs["n_Lambda"].sum() > 0 and obs["n_pi0"].sum() > obs["n_pi"].sum() / 3
     assert not np.any(np.isin(np.abs(h.pdg), [310, 3122, 111]))      # decayed: only the record counts them
+    from fastrsa.store.hadrons import load_hadrons
+    target = load_hadrons(ds.path)          # a target sample carries the counts too
+    np.testing.assert_array_equal(compute(target, "n_K")["n_K"].values, obs["n_K"])
 
 
 def test_reweight_command(flav_ee, tmp_path, capsys):

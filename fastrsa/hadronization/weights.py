@@ -83,6 +83,14 @@ def _engine_theta(theta2: torch.Tensor, names: tuple, columns: tuple, base: tupl
     return torch.stack(cols, 1)
 
 
+def _matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x @ y; on the CPU through numpy, whose BLAS call for these thin products does not wake torch's
+    thread pool (which costs tens of ms per product on a busy machine)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(x.detach().numpy() @ y.detach().numpy())
+    return x @ y
+
+
 class FlavourLogWeight(torch.autograd.Function):
     """Flavour log-weights [K, N] = L [K, 13] @ counts[N, 13]^T; backward contracts with dL [K, 13, 4]."""
 
@@ -90,13 +98,14 @@ class FlavourLogWeight(torch.autograd.Function):
     def forward(ctx, theta_f, batch, backend):
         L, dL = run_flavour_tables(batch, theta_f, backend)
         ctx.save_for_backward(dL, batch.flav)
-        return L @ batch.flav.T
+        return _matmul(L, batch.flav.T)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         dL, flav = ctx.saved_tensors
-        return torch.einsum("kj,kjp->kp", grad_out.to(dL.dtype) @ flav, dL), None, None
+        g = _matmul(grad_out.to(dL.dtype).contiguous(), flav)       # [K, 13]
+        return (g[:, :, None] * dL).sum(1), None, None
 
 
 POPCORN_WARNING = ("flavour weights of a sample made with popcorn baryon production on (StringFlav:popcornRate "
@@ -116,7 +125,7 @@ def _warn_popcorn(batch) -> None:
 
 def _flavour_jacobian(batch, theta_f, backend):
     L, dL = run_flavour_tables(batch, theta_f, backend)
-    return L @ batch.flav.T, torch.einsum("nj,kjp->knp", batch.flav, dL)
+    return _matmul(L, batch.flav.T), torch.einsum("nj,kjp->knp", batch.flav, dL)
 
 
 class LundLogWeight(torch.autograd.Function):

@@ -127,7 +127,7 @@ def load_hadrons(path) -> HadronSample:
     files = [p] if p.is_file() else list_shards(p)
     if not files:
         raise DatasetError(f"{p}: holds no Parquet shards ({SHARD_GLOB})")
-    tables, setup, with_mask = [], None, []
+    tables, setup, with_mask, species_labels = [], None, [], []
     for f in files:
         try:
             schema = pq.read_schema(f)
@@ -146,7 +146,9 @@ def load_hadrons(path) -> HadronSample:
         if with_mask[-1] != with_mask[0]:
             raise DatasetError(f"{f}: has{'' if with_mask[-1] else ' no'} column {IS_HADRON!r} unlike "
                                f"{files[0]}; a sample is of one format")
-        cols = list(HADRON_COLUMNS) + [c for c in (IS_HADRON, "weight") if c in schema.names]
+        species_labels.append(tuple((json.loads(raw) if raw else {}).get("species") or ())
+                              if "species_counts" in schema.names else ())
+        cols = list(HADRON_COLUMNS) + [c for c in (IS_HADRON, "weight", "species_counts") if c in schema.names]
         tables.append(pq.read_table(f, columns=cols))
     table = pa.concat_tables(tables).combine_chunks()
     arrays, offsets = {}, None
@@ -170,10 +172,18 @@ def load_hadrons(path) -> HadronSample:
         if not np.all(np.isfinite(arrays[name])):
             raise DatasetError(f"{p}: column {name!r} holds NaN or inf")
     mask = arrays[IS_HADRON].astype(bool) if with_mask[0] else None
+    species = {}
+    labels = species_labels[0]
+    if labels and all(s == labels for s in species_labels):    # format 3: identified-hadron counts
+        arr = table.column("species_counts").chunks[0]
+        off = np.asarray(arr.offsets).astype(np.int64)
+        if np.all(np.diff(off) == len(labels)):
+            vals = np.asarray(arr.values.to_numpy(zero_copy_only=False)[off[0]:off[-1]], np.int64)
+            species = {"species": vals.reshape(len(offsets) - 1, len(labels)), "species_labels": labels}
     return HadronSample(arrays["px"].astype(np.float64), arrays["py"].astype(np.float64),
                         arrays["pz"].astype(np.float64), arrays["e"].astype(np.float64),
                         arrays["pdg"].astype(np.int64), offsets, setup, str(p), weights,
-                        is_hadron=mask, final_state_complete=mask is not None)
+                        is_hadron=mask, final_state_complete=mask is not None, **species)
 
 
 def check_same_setup(samples: dict) -> None:

@@ -225,3 +225,46 @@ def test_run_size_is_checked_before_allocating(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "shards" in err[0] and "--shard-events" in err[0]
     assert not out.exists()
+
+
+def test_interrupt_while_workers_start(tmp_path, monkeypatch, capsys):
+    """Ctrl-C between two workers' starts: the started worker is stopped and joined, the never-started one
+    is not joined (once 'AssertionError: can only join a started process'), and the message is one line."""
+    import multiprocessing.context as mpc
+
+    from fastrsa.generation import pool
+    real, calls = mpc.SpawnProcess.start, []
+
+    def start(self):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(mpc.SpawnProcess, "start", start)
+    monkeypatch.setattr(pool, "max_jobs", lambda: 2)
+    assert main(["generate", str(tmp_path / "ds"), "--events", "40", "--jobs", "2", "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0], err
+    assert len(calls) == 2 and not calls[0].is_alive()
+
+
+def test_interrupt_while_pythia_imports(monkeypatch):
+    """Ctrl-C while the pythia8mc extension loads is an interrupt, not 'pythia8mc is not installed'."""
+    import builtins
+
+    from fastrsa.pythia import records as pr
+    real = builtins.__import__
+
+    def imp(name, *a, **k):
+        if name == "pythia8mc":
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise ImportError("interrupted while loading") from None
+        return real(name, *a, **k)
+
+    monkeypatch.delitem(sys.modules, "pythia8mc", raising=False)
+    monkeypatch.setattr(builtins, "__import__", imp)
+    with pytest.raises(KeyboardInterrupt):
+        pr.import_pythia()

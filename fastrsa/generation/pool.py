@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
 from ..progress import Progress
+from ..store.integrity import record
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig, max_jobs
@@ -39,8 +40,7 @@ def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int
         maker = ShardMaker(config, indices[0])
         for i in indices:
             table = maker.make(i, on_events=lambda n: q.put(("progress", n)))
-            write_shard(Path(out), i, table)
-            q.put(("shard", i))
+            q.put(("shard", (i, write_shard(Path(out), i, table))))
         q.put(("done", job))
     except FastRSAError as exc:
         q.put(("error", str(exc)))
@@ -48,6 +48,20 @@ def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int
         pass
     except Exception as exc:  # a crash in a worker is reported, not swallowed
         q.put(("error", f"worker {job} crashed: {type(exc).__name__}: {exc}"))
+
+
+RECORD_EVERY = 2.0      # seconds between manifest updates with the checksums of new shards
+
+
+def _drain(q, written: dict) -> None:
+    """Collect the shard reports still queued once the workers have stopped."""
+    while True:
+        try:
+            kind, val = q.get_nowait()
+        except (queue.Empty, OSError, ValueError, EOFError):
+            return
+        if kind == "shard":
+            written[val[0]] = val[1]
 
 
 def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool, done_events: int) -> None:
@@ -58,10 +72,12 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q, os.getpid()), daemon=True)
              for j in range(jobs)]
     bar = Progress(config.events, done_events) if progress else None
-    finished, error = 0, None
+    finished, error, started = 0, None, []
+    written, last_record = {}, time.monotonic()     # checksums not yet in the manifest
     try:
         for p in procs:
             p.start()
+            started.append(p)
         while finished < jobs and error is None:
             try:
                 kind, val = q.get(timeout=1.0)
@@ -71,6 +87,11 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
                 continue
             if kind == "progress" and bar:
                 bar.update(val)
+            elif kind == "shard":
+                written[val[0]] = val[1]
+                if time.monotonic() - last_record > RECORD_EVERY:
+                    record(out, written)
+                    written, last_record = {}, time.monotonic()
             elif kind == "done":
                 finished += 1
             elif kind == "error":
@@ -79,11 +100,16 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
         error = "interrupted"
     finally:
         if error is not None:
-            for p in procs:
+            for p in started:
                 if p.is_alive():
                     p.terminate()
-        for p in procs:
+        for p in started:
             p.join()
+        _drain(q, written)
+        try:
+            record(out, written)    # a shard not recorded here is verified in full on resume
+        except (KeyboardInterrupt, OSError):
+            pass
         if bar:
             bar.close()
     if error == "interrupted":

@@ -51,6 +51,9 @@ class TrialBatch:
 
     @classmethod
     def from_dataset(cls, ds, device="cpu") -> "TrialBatch":
+        if len(ds) == 0:
+            raise DatasetError(f"{ds.path}: holds no events; there is nothing to reweight (generate events "
+                               "into it first)")
         return cls.from_flat(ds.flat(groups=("trials", "breaks")), ds.base, device)
 
     @classmethod

@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,8 +24,19 @@ from .shard import ShardMaker
 
 
 def _die_with(parent: int, every: float = 0.5) -> None:
-    """Workers die with their parent: once the parent is gone (SIGKILL, SIGTERM, a crash) the worker is
-    re-parented, and this watchdog ends it at once, before it writes another shard."""
+    """Workers die with their parent (SIGKILL, SIGTERM, a crash). On Linux the kernel kills the worker the
+    moment its parent dies (prctl PR_SET_PDEATHSIG); everywhere, a watchdog thread ends a worker that finds
+    itself re-parented, before it writes another shard."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:                      # the parent died before the request took effect
+            os._exit(1)
+
     def watch():
         while os.getppid() == parent:
             time.sleep(every)

@@ -268,3 +268,21 @@ def test_interrupt_while_pythia_imports(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", imp)
     with pytest.raises(KeyboardInterrupt):
         pr.import_pythia()
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_at_start(tmp_path, delay):
+    """SIGINT while the libraries still load or Pythia starts: one line, no traceback, nothing written
+    (issue 15: once an empty message, a false 'pythia8mc is not installed', or a traceback)."""
+    out = tmp_path / "ds"
+    p = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", "generate", str(out), "--events", "4000", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    # 130, or -2 where a library ran the interrupted code through PyRun (CPython then re-raises SIGINT at exit)
+    assert p.returncode in (130, -signal.SIGINT), err
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert not out.exists() or not list(out.glob("part-*.parquet"))

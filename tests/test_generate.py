@@ -286,3 +286,37 @@ def test_ctrl_c_at_start(tmp_path, delay):
     assert p.returncode in (130, -signal.SIGINT), err
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
     assert not out.exists() or not list(out.glob("part-*.parquet"))
+
+
+def test_low_string_energy_with_trial_less_events(tmp_path):
+    """At 1.01-1.2 GeV per quark some events have no z trial at all; the sentinel checks them instead of
+    reporting a false layout error (issue 15), and their weights (pT part only) equal the float64 reference."""
+    import torch
+
+    import fastrsa
+    from fastrsa.generation import generate
+    ds = generate(tmp_path / "low", events=40, energy=1.1, seed=3, progress=False)
+    batch = ds.to_torch()
+    n_trials = np.diff(ds.flat(groups=("trials",)).offsets["trials"])
+    assert (n_trials == 0).any() and (n_trials > 0).any()
+    from fastrsa.hadronization.reference import dataset_weights
+    theta = (0.6, 1.0, 0.3)
+    lw = fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(np.exp(lw), dataset_weights(ds, theta), rtol=1e-10)
+
+
+def test_jobs_are_capped_at_the_cores(tmp_path, monkeypatch):
+    """--jobs 1000 once started one process per shard (1.9 GB for 16 events); at most one per core now."""
+    import multiprocessing.context as mpc
+
+    from fastrsa.generation import generate, pool
+    real, calls = mpc.SpawnProcess.start, []
+
+    def start(self):
+        calls.append(self)
+        real(self)
+
+    monkeypatch.setattr(mpc.SpawnProcess, "start", start)
+    monkeypatch.setattr(pool, "max_jobs", lambda: 2)
+    ds = generate(tmp_path / "ds", events=16, shard_events=1, jobs=1000, progress=False)
+    assert len(ds) == 16 and len(calls) == 2

@@ -98,9 +98,11 @@ class Dataset:
 
     def flat(self, groups=("trials", "breaks", "hadrons")) -> FlatView:
         """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView)."""
+        return self._flat_of(self.table(columns=self._columns(groups)), groups)
+
+    def _flat_of(self, table: pa.Table, groups) -> FlatView:
         have = set(columns_of_version(self.format_version))
-        cols = [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
-        table = self.table(columns=cols)
+        table = table.combine_chunks() if any(c.num_chunks > 1 for c in table.columns) else table
         values, offsets = {}, {}
         for g in groups:
             for name in (c for c in LIST_GROUPS[g] if c in have):
@@ -119,6 +121,26 @@ class Dataset:
             offsets[g] = offsets[g] - offsets[g][0]
         n_att = table.column("n_attempts").to_numpy()
         return FlatView(values, offsets, np.ascontiguousarray(n_att))
+
+    def n_trials(self) -> int:
+        """An upper bound of the number of trials, from the Parquet footers alone (exact unless events
+        without trials exist: Parquet stores an empty list as one slot)."""
+        total = 0
+        for shard in self.shards:
+            md = pq.ParquetFile(shard).metadata
+            col = next(j for j in range(md.num_columns) if md.schema.column(j).path.split(".")[0] == "z")
+            total += sum(md.row_group(r).column(col).num_values for r in range(md.num_row_groups))
+        return int(total)
+
+    def iter_flat(self, groups=("trials", "breaks", "hadrons")) -> Iterator[FlatView]:
+        """One FlatView per shard, in order, reading only the columns of `groups`: what a job that
+        consumes the dataset shard by shard holds at a time."""
+        for shard in self.shards:
+            yield self._flat_of(_read(shard, self._columns(groups)), groups)
+
+    def _columns(self, groups) -> list:
+        have = set(columns_of_version(self.format_version))
+        return [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
 
     def to_torch(self, device="cpu"):
         """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""

@@ -222,42 +222,49 @@ def test_offsets_and_magnitudes_are_checked_before_any_kernel(string_ds):
 
 def _per_trial_log_weights(ds, theta, n_events):
     """The weight as it was computed before the compact layout: per trial, log f_B(z) from the stored base
-    terms (base_terms at load), log f at theta by log_f_and_grad, zMax recomputed for every trial."""
+    terms (base_terms at load), log f at theta by log_f_and_grad, zMax recomputed for every trial. Compiled
+    by numba like the kernels (the same functions in Python may round differently in the last bit)."""
+    from numba import njit
+
     from fastrsa.hadronization import lund
     from fastrsa.hadronization.flavours import flavour_class, flavour_table
     from fastrsa.hadronization.kernels.cpu import base_terms
     fv = ds.flat(groups=("trials", "breaks"))
-    off = fv.offsets["trials"]
+    off = np.asarray(fv.offsets["trials"], np.int64)
     z, mt2, fprel = (np.array(fv[k]) for k in ("z", "mt2", "fprel"))
     c = flavour_class(np.asarray(fv["id_old"]), np.asarray(fv["id_new"]))
     table, b = flavour_table(ds.base), ds.base
     lfb, lfB = np.empty_like(z), np.empty_like(z)
     base_terms(z, mt2, fprel, c, table, b.a, b.b, math.log(b.z_head), lfb, lfB)
-    a, bb = theta[0], theta[1]
-    out = []
-    for i in range(n_events):
-        s = 0.0
-        for t in range(off[i], off[i + 1]):
-            m = abs(mt2[t])
-            a_off, c0, kc = table[c[t]]
-            lf, fA, fB, fC = lund.log_f_and_grad(a + a_off, bb * m, c0 + kc * bb, z[t], math.log(z[t]),
-                                                 math.log1p(-z[t]))
-            s += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, mt2[t] > 0, lfB[t], math.log(b.z_head))[0]
-        out.append(s)
-    return np.array(out)
+
+    @njit
+    def loop(a, bb, log_zhead, n):
+        out = np.zeros(n)
+        for i in range(n):
+            for t in range(off[i], off[i + 1]):
+                m = abs(mt2[t])
+                a_off, c0, kc = table[c[t], 0], table[c[t], 1], table[c[t], 2]
+                lf, fA, fB, fC = lund.log_f_and_grad(a + a_off, bb * m, c0 + kc * bb, z[t], math.log(z[t]),
+                                                     math.log1p(-z[t]))
+                out[i] += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, mt2[t] > 0, lfB[t], log_zhead)[0]
+        return out
+    return loop(theta[0], theta[1], math.log(b.z_head), n_events)
 
 
 @pytest.mark.parametrize("fixture", ["string_ds", "insitu_ee"])
-def test_compact_layout_is_bit_identical_to_per_trial_evaluation(fixture, request):
+def test_compact_layout_equals_per_trial_evaluation(fixture, request):
     """The kernels recompute log f_B(z) and zMax once per z sampling from the compact layout (docs/weights.md):
-    the z part of every event's log-weight equals, bit for bit, the per-trial evaluation with stored base terms."""
+    the z part of every event's log-weight equals the per-trial evaluation with stored base terms to rounding
+    (the compiler may contract multiply-adds differently in the two loops: 1e-13 absolute over ~300 trials),
+    and at the base point it is exactly 0."""
     ds = request.getfixturevalue(fixture)
     ds = ds if hasattr(ds, "to_torch") else ds[0]
     batch = ds.to_torch()
     n = 25
     for theta in ((0.4, 0.6), (1.1, 1.5), (0.05, 2.0)):
         lw = fastrsa.lund_log_weights(batch, torch.tensor([*theta, ds.base.sigma], dtype=torch.float64))[:n]
-        assert np.array_equal(lw.numpy(), _per_trial_log_weights(ds, theta, n))
+        np.testing.assert_allclose(lw.numpy(), _per_trial_log_weights(ds, theta, n), rtol=0, atol=1e-13)
+    assert np.all(fastrsa.lund_log_weights(batch, torch.tensor(ds.base.theta, dtype=torch.float64)).numpy() == 0)
 
 
 def test_z_samplings_group_trials_and_stay_exact_when_the_grouping_assumption_fails(string_ds):

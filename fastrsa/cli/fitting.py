@@ -94,7 +94,7 @@ def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: in
     from ..fit.measured import chi2_of_sample
     from ..generation import generate
     from ..params import SPACE
-    from ..store.hadrons import HadronSample
+    from ..store.hadrons import dataset_hadrons
     setup = problem.datasets[0].meta["setup"]
     th = dict(zip(SPACE.names, result.theta))
     common = dict(events=events, z_head=problem.datasets[0].base.z_head, seed=seed + 7919, jobs=jobs, progress=False)
@@ -104,7 +104,7 @@ def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: in
     else:
         ds = generate(out / "validation", a=th["a"], b=th["b"], sigma=th["sigma"], energy=setup["energy"],
                       setup=setup["name"], **common)
-    sample = HadronSample.from_flat(ds.flat(groups=("hadrons",)), ds.meta, ds.path)
+    sample = dataset_hadrons(ds)
     return chi2_of_sample(problem.data, sample)
 
 

@@ -97,6 +97,13 @@ class HadronSample:
                    **_species_of(fv, meta))
 
 
+def dataset_hadrons(ds) -> HadronSample:
+    """A dataset's particles (group "hadrons") and, in format 3, its identified-hadron counts ("species"),
+    read in one pass without the trial columns."""
+    groups = ("hadrons", "species") if ds.format_version >= 3 else ("hadrons",)
+    return HadronSample.from_flat(ds.flat(groups=groups), ds.meta, ds.path)
+
+
 def _species_of(fv, meta: dict) -> dict:
     """Identified-hadron counts [N, S] of a format-3 flat view that holds the species group, else none."""
     labels = tuple(meta.get("species") or ())

@@ -141,7 +141,7 @@ def test_malformed_manifest(ds, capsys, raw, field):
 @pytest.mark.parametrize("edit,field", [
     (lambda m: b"{oops", "not valid JSON"),
     (lambda m: b"[]", "JSON list"),
-    (lambda m: m.replace(b'"format_version": 2', b'"format_version": "1"'), "'format_version' = '1' must be an integer"),
+    (lambda m: m.replace(b'"format_version": 3', b'"format_version": "1"'), "'format_version' = '1' must be an integer"),
     (lambda m: m.replace(b'"z_head": 10.0', b'"z_head": "10"'), "'base.z_head'"),
     (lambda m: m.replace(b'"base": {', b'"bose": {'), "'base' is missing"),
     (lambda m: m.replace(b'"setup": {', b'"setup": [0], "x": {'), "'setup'"),

@@ -128,12 +128,8 @@ def _as_worker_plugin(distributed, pid: int):
     return DriverWatch(pid)
 
 
-def worker_count(client) -> int:
-    """Workers the scheduler knows now."""
-    return len(client.scheduler_info(n_workers=-1)["workers"]) if _takes_n_workers(client) else \
-        len(client.scheduler_info()["workers"])
-
-
-def _takes_n_workers(client) -> bool:
+def worker_addresses(client) -> list[str]:
+    """The addresses of the workers the scheduler knows now, sorted."""
     import inspect
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    kw = {"n_workers": -1} if "n_workers" in inspect.signature(client.scheduler_info).parameters else {}
+    return sorted(client.scheduler_info(**kw)["workers"])

@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from fastrsa.cli import main
@@ -92,7 +93,66 @@ def test_dask_option_errors(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
-def test_without_dask_everything_else_works(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "distributed", None)
-    ds = generate(tmp_path / "ds", events=20, shard_events=10, seed=1, progress=False)
-    assert len(ds) == 20 and ds.complete
+def test_without_dask_everything_else_works(local_run, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)       # as if Dask were not installed
+    ds = generate(local_run.path, jobs=1, **RUN)                 # resumes a complete run: nothing to do
+    assert len(ds) == RUN["events"] and ds.complete
+    assert main(["info", str(local_run.path)]) == 0
+
+
+@pytest.fixture(scope="module")
+def fit_data(client, local_run, tmp_path_factory):
+    """Two bases (the local run at the RSA paper's point, and one at Pythia's default) and a target."""
+    d = tmp_path_factory.mktemp("fit")
+    second = generate(d / "base2", a=0.68, b=0.98, events=160, shard_events=40, seed=8, progress=False, dask=client)
+    target = generate(d / "target", a=0.62, b=0.95, events=200, shard_events=50, seed=9, progress=False, dask=client)
+    return [local_run.path, second.path], target.path
+
+
+OBS = "multiplicity,thrust,pt"      # event-level and hadron-level, integer and continuous
+
+
+def test_distributed_fit_equals_single_process(client, fit_data):
+    import torch
+
+    from fastrsa.fit import Problem, fit
+    from fastrsa.fit.distributed import DistributedProblem, replica_multiplicities
+    bases, target = fit_data
+    single = Problem(bases, target, OBS, loss="chi2")
+    # The same bootstrap replicas as the workers draw (seeded per base and shard, not per process).
+    single.poisson_multiplicities = lambda n, seed: replica_multiplicities(single.datasets, len(single.target), n, seed)
+    dist = DistributedProblem(bases, target, client, OBS, loss="chi2")
+    assert len(dist.actors) == 2 and dist.sizes == [240, 160]
+    assert dist.n_bins == sum(t.n_bins for t in single.loss.terms)
+
+    th = torch.tensor([[0.72, 0.88, 0.335], [0.62, 0.95, 0.31], [0.8, 1.0, 0.36]], dtype=torch.float64)
+    e1, e2 = single.loss_and_grad(th), dist.loss_and_grad(th)
+    for a, b in zip(e1, e2):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-10, atol=1e-14)
+    assert float(e1.alpha[1, 1]) > 0.3 and float(e1.grad.abs().min()) > 0      # both bases and every column count
+
+    kw = dict(params="a,b,sigma", steps=5, lr=0.02, replicas=4, seed=3, progress=False)
+    r1, r2 = fit(single, **kw), fit(dist, **kw)
+    np.testing.assert_allclose(r2.theta, r1.theta, rtol=1e-10)
+    np.testing.assert_allclose([h["loss"] for h in r2.history], [h["loss"] for h in r1.history], rtol=1e-10)
+    np.testing.assert_allclose(r2.hessian, r1.hessian, rtol=1e-7)
+    np.testing.assert_allclose(r2.cov, r1.cov, rtol=1e-7)
+    assert r2.diagnostics["n_eff_frac"] == pytest.approx(r1.diagnostics["n_eff_frac"], rel=1e-10)
+    # What comes back per evaluation depends on bins and points, not on the events.
+    t = dist.traffic
+    assert t["received"] / t["evaluations"] < 2 * 8 * 2 * dist.n_bins * 4 * 8 * 3 + 4096
+    dist.close()
+
+
+def test_fit_cli_on_a_running_scheduler(client, fit_data, tmp_path, capsys):
+    import json
+    bases, target = fit_data
+    args = ["fit", "--base", str(bases[0]), "--target", str(target), "--observables", "multiplicity",
+            "--steps", "3", "--replicas", "4", "--quiet", "--out", str(tmp_path / "f")]
+    assert main(args + ["--dask", "local:2"]) == 2          # --loss swd (the default) is refused at once
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--loss swd" in err and "--loss chi2" in err
+    assert main(args + ["--loss", "chi2", "--dask", client.scheduler.address]) == 0
+    doc = json.loads((tmp_path / "f" / "result.json").read_text())
+    assert doc["problem"]["dask"]["bins"] > 0 and len(doc["history"]) == 4
+    assert "bytes back" in capsys.readouterr().out

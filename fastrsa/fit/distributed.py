@@ -1,0 +1,370 @@
+"""A fit whose events stay on the workers of a Dask cluster: `DistributedProblem`, a drop-in for `Problem`
+in `fit`, `covariance` and `landscape`.
+
+Each worker holds, in a Dask actor (`ShardHolder`), the TrialBatch and the observables of its share of
+every base's shards (shard k of a base goes to worker k mod W). A step sends theta [K, P] to every
+worker and brings back, per base, sums whose size depends on the number of bins, never on the
+number of events: with w_i = exp(log w_i(theta) - m) (m: the worker's largest log-weight),
+
+    Z = sum_i w_i,  Q = sum_i w_i^2,  S1_k = sum_{entries e in bin k} w_e,  S2_k = sum_{e in k} w_e^2,
+
+and their derivatives in the Lund parameters (from the kernel's exact per-event Jacobian
+d log w_i / d theta: dZ = sum_i w_i d log w_i, dS2_k = 2 sum_{e in k} w_e^2 d log w_e, ...). The driver
+rescales the workers' sums to a common m and forms the mixture of bases exactly as `Problem` does
+(alpha_b = N_eff,b / sum N_eff, N_eff,b = Z_b^2 / Q_b, held constant in the gradient), so the binned
+pseudo-chi2 (`--loss chi2`) and its gradient are the single-process ones up to floating-point summation
+order: no approximation. The bins are fixed before the first step from what the workers report (each
+observable's range and integrality, then the bins their entries occupy), the same bins
+`losses.default_bins` gives one process.
+
+The sandwich covariance's bootstrap replicas draw each base event's Poisson(1) multiplicity from a
+stream seeded by (seed, base, shard index) (`shard_multiplicities`), so they do not depend on how the
+shards are spread over workers; the workers return the same per-bin sums per replica ([R, bins]).
+`replica_multiplicities` gives a single `Problem` the same replicas, which makes the whole fit,
+covariance included, comparable to one process.
+
+Supported: `--loss chi2` against a target sample. The other losses sort all events together (exact W1,
+sliced W1) and are refused, as are measurements (`--data`), bootstrap refits and the shower.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from ..cluster import worker_addresses
+from ..errors import DatasetError, ParameterError
+from ..hadronization.batch import TrialBatch
+from ..hadronization.weights import log_weights_and_jacobian
+from ..losses import PseudoChi2, bins_from_range
+from ..observables import compute, expand_names
+from ..params import SPACE
+from ..store.dataset import Dataset, open_dataset
+from ..store.hadrons import HadronSample, check_same_setup, load_hadrons
+from .problem import Evaluation
+
+LUND_COLUMNS = SPACE.columns("lund")
+SUPPORTED_LOSSES = ("chi2",)
+
+
+# --- bootstrap replicas that do not depend on the split over workers ---------------------------------
+
+def _stream(*key) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(key)).generate_state(1)[0]))
+
+
+def shard_multiplicities(seed: int, base: int, shard: int, n_events: int, replicas: int) -> torch.Tensor:
+    """Poisson(1) multiplicities [replicas, n_events] of the events of shard `shard` of base `base`."""
+    return torch.poisson(torch.ones(replicas, n_events, dtype=torch.float64), generator=_stream(seed, base, shard))
+
+
+def target_multiplicities(seed: int, n_target: int, replicas: int) -> torch.Tensor:
+    """Poisson(1) multiplicities [replicas, n_target] of the target's events (drawn on the driver)."""
+    return torch.poisson(torch.ones(replicas, n_target, dtype=torch.float64), generator=_stream(seed, 2**32 - 1))
+
+
+def shard_rows(ds) -> list[int]:
+    """Events in each shard of a dataset (from the Parquet footers)."""
+    return [pq.ParquetFile(s).metadata.num_rows for s in ds.shards]
+
+
+def replica_multiplicities(datasets, n_target: int, replicas: int, seed: int):
+    """(per base [replicas, N_b], target [replicas, N_t]): the replicas of a distributed fit, for a
+    single-process `Problem` (assign to its poisson_multiplicities to compare the two)."""
+    base = [torch.cat([shard_multiplicities(seed, b, k, n, replicas) for k, n in enumerate(shard_rows(ds))], 1)
+            for b, ds in enumerate(datasets)]
+    return base, target_multiplicities(seed, n_target, replicas)
+
+
+# --- the worker side ---------------------------------------------------------------------------------
+
+class ShardHolder:
+    """A Dask actor: one worker's shards of every base, loaded once, and its per-bin sums at any theta.
+
+    parts: per base, (dataset path, [(shard index in the dataset, shard path), ...]) (may be empty)."""
+
+    def __init__(self, parts, names, device="cpu", backend="auto"):
+        self.names, self.device, self.backend = list(names), device, backend
+        self.bases = []
+        for path, shard_list in parts:
+            if not shard_list:
+                self.bases.append(None)
+                continue
+            full = open_dataset(path)
+            ds = Dataset(Path(path), full.meta, [Path(s) for _, s in shard_list], None)
+            fv = ds.flat()
+            h = HadronSample.from_flat(fv, ds.meta, ds.path)
+            obs = compute(h, self.names)
+            self.bases.append(SimpleNamespace(
+                batch=TrialBatch.from_flat(fv, ds.base, device), obs=obs, setup=h.setup, path=str(path),
+                shards=[k for k, _ in shard_list], rows=shard_rows(ds), n=len(ds)))
+            del fv
+
+    def summary(self) -> dict:
+        """Per observable (min, max, all integer) over this worker's entries; events per base; setup."""
+        out = {"events": [0 if b is None else b.n for b in self.bases],
+               "trials": [0 if b is None else b.batch.n_trials for b in self.bases],
+               "setups": [None if b is None else (b.setup, b.path) for b in self.bases], "ranges": {}}
+        for n in self.names:
+            vals = [b.obs[n].values for b in self.bases if b is not None and len(b.obs[n].values)]
+            if vals:
+                v = np.concatenate(vals)
+                out["ranges"][n] = (float(v.min()), float(v.max()), bool(np.all(v == np.round(v))))
+        return out
+
+    def occupied(self, edges: dict) -> dict:
+        """Per observable, the (unmapped) bins of `edges` that this worker's entries fall in."""
+        found = {}
+        for n in self.names:
+            bins = [np.searchsorted(edges[n], b.obs[n].values, side="right") for b in self.bases if b is not None]
+            found[n] = np.unique(np.concatenate(bins)) if bins else np.zeros(0, np.int64)
+        return found
+
+    def set_bins(self, edges: dict, remaps: dict, starts: dict, n_bins: int) -> None:
+        """Fix every entry's global bin (observable n's bins start at starts[n] of n_bins in all)."""
+        self.n_bins = n_bins
+        for b in self.bases:
+            if b is None:
+                continue
+            ev, bins = [], []
+            for n in self.names:
+                o = b.obs[n]
+                ev.append(o.event_index())
+                bins.append(remaps[n][np.searchsorted(edges[n], o.values, side="right")] + starts[n])
+            b.entry_event = torch.from_numpy(np.concatenate(ev)).to(self.device)
+            b.entry_bin = torch.from_numpy(np.concatenate(bins)).to(self.device)
+
+    def sums(self, theta, replicas: int = 0, seed: int = 0) -> list:
+        """Per base: m [K], Z, Q [K], S1, S2 [K, bins] and dZ [K, L], dS1, dS2 [K, bins, L] (L: the Lund
+        columns) at theta [K, P]; with `replicas`, at one theta for R bootstrap replicas (K = R)."""
+        th = torch.as_tensor(np.asarray(theta, np.float64), device=self.device).reshape(-1, len(SPACE))
+        out = []
+        for bi, b in enumerate(self.bases):
+            if b is None:
+                out.append(None)
+                continue
+            lw, jac = log_weights_and_jacobian(b.batch, th[:, LUND_COLUMNS], self.backend)
+            m = lw.max(-1).values
+            w = torch.exp(lw - m[:, None])
+            if replicas:
+                mult = torch.cat([shard_multiplicities(seed, bi, k, n, replicas) for k, n in zip(b.shards, b.rows)],
+                                 1).to(w.device)
+                w = w * mult                                        # [R, N]
+                jac = jac.expand(replicas, *jac.shape[1:])
+                m = m.expand(replicas)
+            wj = w[..., None] * jac                                 # d w / d theta
+            we, wje = w[:, b.entry_event], wj[:, b.entry_event]
+            K, L = w.shape[0], jac.shape[-1]
+            z1 = lambda: w.new_zeros(K, self.n_bins)                # noqa: E731
+            z2 = lambda: w.new_zeros(K, self.n_bins, L)             # noqa: E731
+            res = {"m": m, "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
+                   "S1": z1().index_add_(1, b.entry_bin, we), "S2": z1().index_add_(1, b.entry_bin, we * we),
+                   "dS1": z2().index_add_(1, b.entry_bin, wje),
+                   "dS2": z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)}
+            out.append({k: v.detach().cpu().numpy() for k, v in res.items()})
+        return out
+
+
+# --- the driver side ---------------------------------------------------------------------------------
+
+def _merge(parts: list) -> dict:
+    """One base's sums from several workers, rescaled to the largest m (exact up to rounding)."""
+    parts = [p for p in parts if p is not None]
+    M = np.max(np.stack([p["m"] for p in parts]), 0)
+    out = {"m": M}
+    for p in parts:
+        c = np.exp(p["m"] - M)
+        for k, power in (("Z", 1), ("Q", 2), ("S1", 1), ("S2", 2), ("dZ", 1), ("dS1", 1), ("dS2", 2)):
+            scale = (c ** power).reshape(-1, *([1] * (p[k].ndim - 1)))
+            out[k] = out.get(k, 0.0) + scale * p[k]
+    return out
+
+
+class DistributedProblem:
+    """Bases spread over the workers of a Dask cluster, target and loss on the driver (module docstring).
+    Offers what `fit`, `covariance` and `landscape` use of a `Problem`."""
+
+    def __init__(self, bases, target, client, observables="multiplicity,shapes", loss: str = "chi2",
+                 device="cpu", backend: str = "auto"):
+        if isinstance(bases, (str, bytes, Path)) or not hasattr(bases, "__iter__"):
+            bases = [bases]
+        if not bases:
+            raise ParameterError("base: give at least one base dataset")
+        if loss not in SUPPORTED_LOSSES:
+            raise ParameterError(f"loss = {loss!r} is not available on a Dask cluster: use --loss chi2 (its per-bin "
+                                 "sums are exact); the Wasserstein losses sort all events together")
+        if target is None:
+            raise ParameterError("target: a distributed fit needs a target sample (--target); fit measurements "
+                                 "(--data) in one process")
+        self.space, self.data, self.loss, self.loss_kind = SPACE, [], None, loss
+        self.device, self.backend, self.client = device, backend, client
+        self.names = expand_names(observables)
+        self.datasets = [open_dataset(b) for b in bases]
+        for ds in self.datasets:
+            if not ds.complete:
+                raise DatasetError(f"{ds.path}: incomplete ({len(ds.shards)} of {ds.manifest['n_shards']} "
+                                   f"shards); finish it with 'fastrsa generate {ds.path}' (it resumes)")
+        self.target = load_hadrons(target)
+        self.target_obs = compute(self.target, self.names)
+        workers = worker_addresses(client)
+        if not workers:
+            raise ParameterError("dask: the cluster has no workers; start some (or use local:N)")
+        # Shard k of each base goes to worker k mod W; a worker without shards holds no actor.
+        parts = [[(str(ds.path.resolve()), [(k, str(s.resolve())) for k, s in enumerate(ds.shards)
+                                            if k % len(workers) == w]) for ds in self.datasets]
+                 for w in range(len(workers))]
+        used = [w for w in range(len(workers)) if any(p[1] for p in parts[w])]
+        self._actor_futures = [client.submit(ShardHolder, parts[w], self.names, device, backend, actor=True,
+                                             workers=[workers[w]], allow_other_workers=False, pure=False)
+                               for w in used]
+        self.actors = [f.result() for f in self._actor_futures]
+        self.workers = [workers[w] for w in used]
+        summaries = self._all("summary")
+        self.sizes = [sum(s["events"][b] for s in summaries) for b in range(len(self.datasets))]
+        self.n_trials = sum(sum(s["trials"]) for s in summaries)
+        setups = {f"base {b}": SimpleNamespace(setup=st[0], path=st[1]) for s in summaries
+                  for b, st in enumerate(s["setups"]) if st is not None}
+        check_same_setup({"target": self.target, **setups})
+        self.setup = next(iter(setups.values())).setup
+        self._fix_bins(summaries)
+        tw = self.target.weights
+        if tw is not None:
+            tw = tw / tw.max()
+        self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)), dtype=torch.float64)
+        self.traffic = {"sent": 0, "received": 0, "evaluations": 0}
+
+    def _all(self, method, *args, **kw) -> list:
+        calls = [getattr(a, method)(*args, **kw) for a in self.actors]        # all workers at once
+        return [c.result() for c in calls]
+
+    def _fix_bins(self, summaries) -> None:
+        edges, remaps, starts, self.slices = {}, {}, {}, {}
+        for n in self.names:
+            y = self.target_obs[n].values
+            ranges = [s["ranges"][n] for s in summaries if n in s["ranges"]] + \
+                [(float(y.min()), float(y.max()), bool(np.all(y == np.round(y))))]
+            edges[n] = bins_from_range(y, min(r[0] for r in ranges), max(r[1] for r in ranges),
+                                       all(r[2] for r in ranges))
+        occupied = self._all("occupied", edges)
+        start, tbins, tev = 0, [], []
+        for n in self.names:
+            by = np.searchsorted(edges[n], self.target_obs[n].values, side="right")
+            used = np.unique(np.concatenate([by] + [o[n] for o in occupied]))
+            remaps[n] = np.full(len(edges[n]) + 1, -1, np.int64)
+            remaps[n][used] = np.arange(len(used))
+            starts[n] = start
+            self.slices[n] = slice(start, start + len(used))
+            tbins.append(remaps[n][by] + start)
+            tev.append(self.target_obs[n].event_index())
+            start += len(used)
+        self.n_bins, self.edges = start, edges
+        self._all("set_bins", edges, remaps, starts, start)
+        self.target_bin = torch.from_numpy(np.concatenate(tbins))
+        self.target_event = torch.from_numpy(np.concatenate(tev))
+
+    def close(self) -> None:
+        """Release the workers' actors (and the memory of their events)."""
+        self.actors, self._actor_futures = [], []
+
+    # --- what Problem offers ----------------------------------------------------------------------
+    @property
+    def base_points(self) -> list[tuple]:
+        return [ds.base.theta for ds in self.datasets]
+
+    def as_points(self, theta) -> torch.Tensor:
+        return torch.as_tensor(theta, dtype=torch.float64).reshape(-1, len(self.space))
+
+    def describe(self) -> str:
+        bases = "; ".join(f"{ds.path} ({len(ds)} events at a={ds.base.a}, b={ds.base.b}, sigma={ds.base.sigma})"
+                          for ds in self.datasets)
+        return (f"bases: {bases}\ntarget: {self.target.path} ({len(self.target)} events)\n"
+                f"observables: {', '.join(self.names)}; loss: {self.loss_kind} ({self.n_bins} bins), exact per-bin "
+                f"sums from {len(self.actors)} Dask workers")
+
+    def info(self) -> dict:
+        return {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
+                           "sigma": ds.base.sigma} for ds in self.datasets],
+                "setup": self.setup, "observables": self.names, "loss": self.loss_kind,
+                "target": {"path": self.target.path, "events": len(self.target)},
+                "dask": {"workers": self.workers, "bins": self.n_bins, "traffic": dict(self.traffic)}}
+
+    def _gather(self, theta: np.ndarray, replicas: int = 0, seed: int = 0) -> list[dict]:
+        res = self._all("sums", theta, replicas, seed)
+        self.traffic["evaluations"] += 1
+        self.traffic["sent"] += len(self.actors) * len(pickle.dumps(theta))
+        self.traffic["received"] += sum(len(pickle.dumps(r)) for r in res)
+        return [_merge([r[b] for r in res]) for b in range(len(self.datasets))]
+
+    def _loss(self, merged: list[dict], q: torch.Tensor):
+        """Loss [K] from the merged sums, differentiable in the leaves Z, S1, S2 of every base."""
+        leaves, ps, ps2, neffs = [], 0.0, 0.0, []
+        for s in merged:
+            Z, S1, S2 = (torch.from_numpy(np.asarray(s[k], np.float64)).requires_grad_(True) for k in ("Z", "S1", "S2"))
+            leaves.append((Z, S1, S2))
+            neffs.append(Z.detach() ** 2 / torch.from_numpy(np.asarray(s["Q"], np.float64)))
+        neff = torch.stack(neffs, -1)
+        alpha = neff / neff.sum(-1, keepdim=True)
+        total = sum(alpha[:, b] * Z / Z for b, (Z, _, _) in enumerate(leaves))
+        for b, (Z, S1, S2) in enumerate(leaves):
+            ps = ps + (alpha[:, b] / Z)[:, None] * S1
+            ps2 = ps2 + (alpha[:, b] ** 2 / Z ** 2)[:, None] * S2
+        s, vs = ps / total[:, None], ps2 / (total * total)[:, None]
+        tq = q[..., self.target_event]
+        ttot = q.sum(-1, keepdim=True)
+        t = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq) / ttot
+        vt = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq * tq) / (ttot * ttot)
+        loss = sum(PseudoChi2.from_histograms(s[:, sl], vs[:, sl], t[..., sl], vt[..., sl])
+                   for sl in self.slices.values())
+        return loss, leaves, alpha, neff
+
+    def _evaluate(self, theta: np.ndarray, q: torch.Tensor, replicas: int = 0, seed: int = 0):
+        merged = self._gather(theta, replicas, seed)
+        loss, leaves, alpha, neff = self._loss(merged, q)
+        loss.sum().backward()
+        K = loss.shape[0]
+        grad = np.zeros((K, len(self.space)))
+        for s, (Z, S1, S2) in zip(merged, leaves):
+            g = np.einsum("k,kl->kl", Z.grad.numpy(), s["dZ"]) + np.einsum("kb,kbl->kl", S1.grad.numpy(), s["dS1"]) \
+                + np.einsum("kb,kbl->kl", S2.grad.numpy(), s["dS2"])
+            grad[:, LUND_COLUMNS] += g
+        return loss.detach(), grad, alpha, neff, merged
+
+    def loss_and_grad(self, theta, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:
+        """Loss [K] and d loss / d theta [K, P] at K points, with alpha, N_eff/N and the mean weight per base."""
+        if base_mult is not None or target_mult is not None:
+            raise ParameterError("bootstrap refits are not available on a Dask cluster; run 'fastrsa bootstrap' "
+                                 "in one process")
+        th = self.as_points(theta).detach().cpu().numpy()
+        loss, grad, alpha, neff, merged = self._evaluate(th, self.target_weights)
+        sizes = torch.tensor(self.sizes, dtype=torch.float64)
+        mean_w = torch.stack([torch.from_numpy(np.exp(s["m"]) * s["Z"]) for s in merged], -1) / sizes
+        return Evaluation(loss, torch.from_numpy(grad), alpha, neff / sizes, mean_w)
+
+    def replica_gradients(self, theta, idx: list, replicas: int, seed: int, chunk: int = 8) -> np.ndarray:
+        """The loss gradient [replicas, len(idx)] at theta under bootstrap replicas (module docstring)."""
+        th = self.as_points(theta).detach().cpu().numpy()[:1]
+        q = self.target_weights * target_multiplicities(seed, len(self.target), replicas)
+        _, grad, _, _, _ = self._evaluate(th, q, replicas, seed)
+        return grad[:, idx]
+
+    def diagnostics_at(self, theta) -> dict:
+        """Mean weight (and its error) and N_eff/N of each base at one point; the best-covering base's too."""
+        merged = self._gather(self.as_points(theta).detach().cpu().numpy()[:1])
+        per_base, neffs = [], []
+        for s, n in zip(merged, self.sizes):
+            m, Z, Q = float(s["m"][0]), float(s["Z"][0]), float(s["Q"][0])
+            mean = math.exp(m) * Z / n
+            mean_sq = math.exp(2 * m) * Q / n
+            err = math.sqrt(max(mean_sq - mean ** 2, 0.0) / max(n - 1, 1))
+            neffs.append(Z * Z / Q)
+            per_base.append({"mean_weight": mean, "mean_weight_err": err, "n_eff_frac": Z * Z / Q / n})
+        alpha = [x / sum(neffs) for x in neffs]
+        best = int(np.argmax(alpha))
+        return {"mean_weight": per_base[best]["mean_weight"], "mean_weight_err": per_base[best]["mean_weight_err"],
+                "n_eff_frac": per_base[best]["n_eff_frac"], "per_base": per_base, "alpha": alpha, "best_base": best}
+

@@ -105,7 +105,7 @@ def dask_client(spec):
     try:
         if kind == "local":
             cluster = distributed.LocalCluster(n_workers=local_workers(arg), threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.CRITICAL)
+                                               dashboard_address=":0", silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster)
             client.register_plugin(_as_worker_plugin(distributed, os.getpid()))
         else:

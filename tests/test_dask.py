@@ -18,7 +18,7 @@ RUN = dict(events=240, shard_events=40, seed=7, progress=False)
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                        silence_logs=50)
     c = distributed.Client(cluster)
     yield c
@@ -156,3 +156,22 @@ def test_fit_cli_on_a_running_scheduler(client, fit_data, tmp_path, capsys):
     doc = json.loads((tmp_path / "f" / "result.json").read_text())
     assert doc["problem"]["dask"]["bins"] > 0 and len(doc["history"]) == 4
     assert "bytes back" in capsys.readouterr().out
+
+
+def test_distributed_w1_on_a_grid(client, fit_data):
+    """w1: exact for an integer-valued observable (the grid holds every integer); on continuous ones within
+    the grid error measured in docs/distributed.md."""
+    import torch
+
+    from fastrsa.fit import Problem
+    from fastrsa.fit.distributed import DistributedProblem
+    bases, target = fit_data
+    th = torch.tensor([[0.66, 0.93, 0.32], [0.62, 0.95, 0.31], [0.8, 1.0, 0.36]], dtype=torch.float64)
+    for obs, rtol in (("multiplicity", 1e-10), ("thrust,pt", 2e-3)):
+        e1 = Problem(bases, target, obs, loss="w1").loss_and_grad(th)
+        dist = DistributedProblem(bases, target, client, obs, loss="w1")
+        e2 = dist.loss_and_grad(th)
+        np.testing.assert_allclose(e2.loss.numpy(), e1.loss.numpy(), rtol=rtol)
+        scale = e1.grad.abs().max(1, keepdim=True).values.numpy()
+        np.testing.assert_allclose(e2.grad.numpy() / scale, e1.grad.numpy() / scale, atol=5 * rtol)
+        dist.close()

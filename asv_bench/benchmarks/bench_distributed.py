@@ -43,7 +43,7 @@ class FitStep:
             # Each worker single-threaded, like the one process below (torch and numba threads pinned to 1).
             os.environ["NUMBA_NUM_THREADS"] = "1"
             self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=None, silence_logs=logging.CRITICAL)
+                                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
             self.client = distributed.Client(self.cluster)
             self.problem = DistributedProblem([base.path], target.path, self.client, OBSERVABLES, loss="chi2")
         self.problem.loss_and_grad(self.theta)          # warm-up (kernels compiled, caches filled)

@@ -233,8 +233,10 @@ def _check_dask_args(args) -> None:
     require_dask()
     parse_spec(args.dask)
     if args.loss not in SUPPORTED_LOSSES:
-        raise ParameterError(f"--loss {args.loss}: not available with --dask (the Wasserstein losses sort all events "
-                             "together); use --loss chi2, whose per-bin sums from the workers are exact")
+        raise ParameterError(f"--loss {args.loss}: not available with --dask (it projects all events together); use "
+                             "--loss chi2 (exact) or --loss w1 (on a grid of target quantiles, --w1-grid)")
+    if args.w1_grid < 2:
+        raise ParameterError(f"--w1-grid {args.w1_grid}: must be at least 2 (default 1000)")
     if getattr(args, "data", None) or args.target is None:
         raise ParameterError("--dask: needs a target sample (--target); fit measurements (--data) without --dask")
     if getattr(args, "validate_events", 0):
@@ -243,7 +245,8 @@ def _check_dask_args(args) -> None:
 
 def _dask_problem(args, client):
     from ..fit.distributed import DistributedProblem
-    return DistributedProblem(args.base, args.target, client, args.observables, args.loss, device=args.device)
+    return DistributedProblem(args.base, args.target, client, args.observables, args.loss, device=args.device,
+                              grid=args.w1_grid)
 
 
 def _cmd_fit_dask(args, out) -> int:
@@ -371,9 +374,12 @@ def _fit_args(p, replicas: int):
 def _dask_arg(p, command: str) -> None:
     p.add_argument("--dask", default=None, metavar="local[:N]|tcp://HOST:PORT",
                    help=f"{command} with the bases' events held by the workers of a Dask cluster (local, local:N or a "
-                        "scheduler's address); each step brings back only per-bin sums. --loss chi2 only (exact); "
-                        + ("no figures; " if command == "fit" else "") +
+                        "scheduler's address); each step brings back only per-bin sums. --loss chi2 (exact) or w1 "
+                        "(on a grid, --w1-grid); " + ("no figures; " if command == "fit" else "") +
                         "needs pip install 'fastrsa[dask]' (docs/distributed.md)")
+    p.add_argument("--w1-grid", type=int, default=1000, metavar="G",
+                   help="--dask --loss w1: the CDFs are compared at G+1 target quantiles and G+1 equidistant points "
+                        "(every integer for integer-valued observables, then exact); measured error in docs/distributed.md")
 
 
 def register(sub) -> None:

@@ -49,7 +49,8 @@ from ..store.hadrons import HadronSample, check_same_setup, load_hadrons
 from .problem import Evaluation
 
 LUND_COLUMNS = SPACE.columns("lund")
-SUPPORTED_LOSSES = ("chi2",)
+SUPPORTED_LOSSES = ("chi2", "w1")
+GRID = 1000         # w1: target-quantile levels of the grid (an integer-valued observable gets every integer)
 
 
 # --- bootstrap replicas that do not depend on the split over workers ---------------------------------
@@ -125,23 +126,28 @@ class ShardHolder:
             found[n] = np.unique(np.concatenate(bins)) if bins else np.zeros(0, np.int64)
         return found
 
-    def set_bins(self, edges: dict, remaps: dict, starts: dict, n_bins: int) -> None:
-        """Fix every entry's global bin (observable n's bins start at starts[n] of n_bins in all)."""
+    def set_bins(self, edges: dict, remaps: dict, starts: dict, n_bins: int, side: str = "right") -> None:
+        """Fix every entry's global bin (observable n's bins start at starts[n] of n_bins in all; `side`:
+        'right' puts a value on an edge into the bin above it (histograms), 'left' into the bin below
+        (CDFs at the grid points: bin j holds the values in (g_j-1, g_j])."""
         self.n_bins = n_bins
         for b in self.bases:
             if b is None:
                 continue
-            ev, bins = [], []
+            ev, bins, vals = [], [], []
             for n in self.names:
                 o = b.obs[n]
                 ev.append(o.event_index())
-                bins.append(remaps[n][np.searchsorted(edges[n], o.values, side="right")] + starts[n])
+                vals.append(np.asarray(o.values, np.float64))
+                bins.append(remaps[n][np.searchsorted(edges[n], o.values, side=side)] + starts[n])
             b.entry_event = torch.from_numpy(np.concatenate(ev)).to(self.device)
             b.entry_bin = torch.from_numpy(np.concatenate(bins)).to(self.device)
+            b.entry_value = torch.from_numpy(np.concatenate(vals)).to(self.device)
 
-    def sums(self, theta, replicas: int = 0, seed: int = 0) -> list:
-        """Per base: m [K], Z, Q [K], S1, S2 [K, bins] and dZ [K, L], dS1, dS2 [K, bins, L] (L: the Lund
-        columns) at theta [K, P]; with `replicas`, at one theta for R bootstrap replicas (K = R)."""
+    def sums(self, theta, replicas: int = 0, seed: int = 0, loss: str = "chi2") -> list:
+        """Per base: m [K], Z, Q [K], S1 [K, bins] and dZ [K, L], dS1 [K, bins, L] (L: the Lund columns) at
+        theta [K, P]; for loss 'chi2' also S2 = sum w^2 per bin and dS2, for 'w1' X = sum w x per bin (x the
+        entry's value) and dX. With `replicas`: at one theta for R bootstrap replicas (K = R)."""
         th = torch.as_tensor(np.asarray(theta, np.float64), device=self.device).reshape(-1, len(SPACE))
         out = []
         for bi, b in enumerate(self.bases):
@@ -163,9 +169,13 @@ class ShardHolder:
             z1 = lambda: w.new_zeros(K, self.n_bins)                # noqa: E731
             z2 = lambda: w.new_zeros(K, self.n_bins, L)             # noqa: E731
             res = {"m": m, "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
-                   "S1": z1().index_add_(1, b.entry_bin, we), "S2": z1().index_add_(1, b.entry_bin, we * we),
-                   "dS1": z2().index_add_(1, b.entry_bin, wje),
-                   "dS2": z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)}
+                   "S1": z1().index_add_(1, b.entry_bin, we), "dS1": z2().index_add_(1, b.entry_bin, wje)}
+            if loss == "chi2":
+                res["S2"] = z1().index_add_(1, b.entry_bin, we * we)
+                res["dS2"] = z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)
+            else:
+                res["X"] = z1().index_add_(1, b.entry_bin, we * b.entry_value)
+                res["dX"] = z2().index_add_(1, b.entry_bin, wje * b.entry_value[:, None])
             out.append({k: v.detach().cpu().numpy() for k, v in res.items()})
         return out
 
@@ -179,7 +189,10 @@ def _merge(parts: list) -> dict:
     out = {"m": M}
     for p in parts:
         c = np.exp(p["m"] - M)
-        for k, power in (("Z", 1), ("Q", 2), ("S1", 1), ("S2", 2), ("dZ", 1), ("dS1", 1), ("dS2", 2)):
+        for k, power in (("Z", 1), ("Q", 2), ("S1", 1), ("S2", 2), ("X", 1), ("dZ", 1), ("dS1", 1), ("dS2", 2),
+                         ("dX", 1)):
+            if k not in p:
+                continue
             scale = (c ** power).reshape(-1, *([1] * (p[k].ndim - 1)))
             out[k] = out.get(k, 0.0) + scale * p[k]
     return out
@@ -190,18 +203,21 @@ class DistributedProblem:
     Offers what `fit`, `covariance` and `landscape` use of a `Problem`."""
 
     def __init__(self, bases, target, client, observables="multiplicity,shapes", loss: str = "chi2",
-                 device="cpu", backend: str = "auto"):
+                 device="cpu", backend: str = "auto", grid: int = GRID):
         if isinstance(bases, (str, bytes, Path)) or not hasattr(bases, "__iter__"):
             bases = [bases]
         if not bases:
             raise ParameterError("base: give at least one base dataset")
         if loss not in SUPPORTED_LOSSES:
-            raise ParameterError(f"loss = {loss!r} is not available on a Dask cluster: use --loss chi2 (its per-bin "
-                                 "sums are exact); the Wasserstein losses sort all events together")
+            raise ParameterError(f"loss = {loss!r} is not available on a Dask cluster: use --loss chi2 (exact) or "
+                                 "--loss w1 (on a grid of target quantiles); the sliced Wasserstein projects all "
+                                 "events together")
+        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+            raise ParameterError(f"grid = {grid!r}: the w1 grid needs an integer number of quantile levels >= 2")
         if target is None:
             raise ParameterError("target: a distributed fit needs a target sample (--target); fit measurements "
                                  "(--data) in one process")
-        self.space, self.data, self.loss, self.loss_kind = SPACE, [], None, loss
+        self.space, self.data, self.loss, self.loss_kind, self.grid = SPACE, [], None, loss, grid
         self.device, self.backend, self.client = device, backend, client
         self.names = expand_names(observables)
         self.datasets = [open_dataset(b) for b in bases]
@@ -242,14 +258,22 @@ class DistributedProblem:
         calls = [getattr(a, method)(*args, **kw) for a in self.actors]        # all workers at once
         return [c.result() for c in calls]
 
-    def _fix_bins(self, summaries) -> None:
-        edges, remaps, starts, self.slices = {}, {}, {}, {}
+    def _ranges(self, summaries) -> dict:
+        """Per observable (min, max, all integer) over the workers' entries and the target's."""
+        out = {}
         for n in self.names:
             y = self.target_obs[n].values
-            ranges = [s["ranges"][n] for s in summaries if n in s["ranges"]] + \
+            r = [s["ranges"][n] for s in summaries if n in s["ranges"]] + \
                 [(float(y.min()), float(y.max()), bool(np.all(y == np.round(y))))]
-            edges[n] = bins_from_range(y, min(r[0] for r in ranges), max(r[1] for r in ranges),
-                                       all(r[2] for r in ranges))
+            out[n] = (min(x[0] for x in r), max(x[1] for x in r), all(x[2] for x in r))
+        return out
+
+    def _fix_bins(self, summaries) -> None:
+        if self.loss_kind == "w1":
+            return self._fix_grid(summaries)
+        edges, remaps, starts, self.slices = {}, {}, {}, {}
+        for n, (lo, hi, integer) in self._ranges(summaries).items():
+            edges[n] = bins_from_range(self.target_obs[n].values, lo, hi, integer)
         occupied = self._all("occupied", edges)
         start, tbins, tev = 0, [], []
         for n in self.names:
@@ -267,6 +291,38 @@ class DistributedProblem:
         self.target_bin = torch.from_numpy(np.concatenate(tbins))
         self.target_event = torch.from_numpy(np.concatenate(tev))
 
+    def _fix_grid(self, summaries) -> None:
+        """w1: per observable the grid g_0 < ... < g_G: every integer from min to max for an integer-valued
+        observable (at most `grid` + 1 of them), else the target's quantiles at `grid` + 1 levels together
+        with `grid` + 1 equidistant points from the overall min to max (the simulation's tails beyond the
+        target's range are resolved too); bin j collects the entries in (g_j-1, g_j], so a cumulative sum
+        gives the CDF at the grid points."""
+        edges, remaps, starts, self.slices, self.edges_t, self.scales = {}, {}, {}, {}, {}, {}
+        start, tbins, tev, tval = 0, [], [], []
+        for n, (lo, hi, integer) in self._ranges(summaries).items():
+            y = self.target_obs[n].values
+            sd = float(np.std(y))
+            if sd == 0:
+                raise ParameterError(f"observables: {n!r} is constant in the target; drop it")
+            if integer and hi - lo <= self.grid:
+                g = np.arange(lo, hi + 1)
+            else:
+                g = np.unique(np.concatenate([np.quantile(y, np.linspace(0, 1, self.grid + 1)),
+                                              np.linspace(lo, hi, self.grid + 1)]))
+            edges[n], remaps[n], starts[n] = g, np.arange(len(g) + 1), start
+            self.slices[n] = slice(start, start + len(g))          # bin len(g) (above max) stays empty
+            self.edges_t[n] = torch.from_numpy(np.asarray(g, np.float64))
+            self.scales[n] = sd
+            tbins.append(np.searchsorted(g, y, side="left") + start)
+            tev.append(self.target_obs[n].event_index())
+            tval.append(np.asarray(y, np.float64))
+            start += len(g) + 1
+        self.n_bins, self.edges = start, edges
+        self._all("set_bins", edges, remaps, starts, start, "left")
+        self.target_bin = torch.from_numpy(np.concatenate(tbins))
+        self.target_event = torch.from_numpy(np.concatenate(tev))
+        self.target_value = torch.from_numpy(np.concatenate(tval))
+
     def close(self) -> None:
         """Release the workers' actors (and the memory of their events)."""
         self.actors, self._actor_futures = [], []
@@ -283,8 +339,9 @@ class DistributedProblem:
         bases = "; ".join(f"{ds.path} ({len(ds)} events at a={ds.base.a}, b={ds.base.b}, sigma={ds.base.sigma})"
                           for ds in self.datasets)
         return (f"bases: {bases}\ntarget: {self.target.path} ({len(self.target)} events)\n"
-                f"observables: {', '.join(self.names)}; loss: {self.loss_kind} ({self.n_bins} bins), exact per-bin "
-                f"sums from {len(self.actors)} Dask workers")
+                f"observables: {', '.join(self.names)}; loss: {self.loss_kind} ({self.n_bins} bins"
+                + (f", a grid of {self.grid} target quantiles" if self.loss_kind == "w1" else "")
+                + f"), exact per-bin sums from {len(self.actors)} Dask workers")
 
     def info(self) -> dict:
         return {"bases": [{"path": str(ds.path), "events": len(ds), "a": ds.base.a, "b": ds.base.b,
@@ -294,33 +351,65 @@ class DistributedProblem:
                 "dask": {"workers": self.workers, "bins": self.n_bins, "traffic": dict(self.traffic)}}
 
     def _gather(self, theta: np.ndarray, replicas: int = 0, seed: int = 0) -> list[dict]:
-        res = self._all("sums", theta, replicas, seed)
+        res = self._all("sums", theta, replicas, seed, self.loss_kind)
         self.traffic["evaluations"] += 1
         self.traffic["sent"] += len(self.actors) * len(pickle.dumps(theta))
         self.traffic["received"] += sum(len(pickle.dumps(r)) for r in res)
         return [_merge([r[b] for r in res]) for b in range(len(self.datasets))]
 
     def _loss(self, merged: list[dict], q: torch.Tensor):
-        """Loss [K] from the merged sums, differentiable in the leaves Z, S1, S2 of every base."""
-        leaves, ps, ps2, neffs = [], 0.0, 0.0, []
+        """Loss [K] from the merged sums, differentiable in the leaves (Z, S1, S2 or X) of every base."""
+        leaves, neffs = [], []
         for s in merged:
-            Z, S1, S2 = (torch.from_numpy(np.asarray(s[k], np.float64)).requires_grad_(True) for k in ("Z", "S1", "S2"))
-            leaves.append((Z, S1, S2))
-            neffs.append(Z.detach() ** 2 / torch.from_numpy(np.asarray(s["Q"], np.float64)))
+            leaves.append({k: torch.from_numpy(np.asarray(s[k], np.float64)).requires_grad_(True)
+                           for k in ("Z", "S1", "S2", "X") if k in s})
+            neffs.append(leaves[-1]["Z"].detach() ** 2 / torch.from_numpy(np.asarray(s["Q"], np.float64)))
         neff = torch.stack(neffs, -1)
         alpha = neff / neff.sum(-1, keepdim=True)
-        total = sum(alpha[:, b] * Z / Z for b, (Z, _, _) in enumerate(leaves))
-        for b, (Z, S1, S2) in enumerate(leaves):
-            ps = ps + (alpha[:, b] / Z)[:, None] * S1
-            ps2 = ps2 + (alpha[:, b] ** 2 / Z ** 2)[:, None] * S2
-        s, vs = ps / total[:, None], ps2 / (total * total)[:, None]
+        # The mixture p_i = alpha_b w_i / Z_b, summed per bin (and its square, and times the value).
+        mix = lambda k, power=1: sum((alpha[:, b] ** power / lv["Z"] ** power)[:, None] * lv[k]  # noqa: E731
+                                     for b, lv in enumerate(leaves))
         tq = q[..., self.target_event]
+        t = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq)
+        if self.loss_kind == "w1":
+            tx = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq * self.target_value)
+            return self._w1(mix("S1"), mix("X"), t, tx), leaves, alpha, neff
+        total = sum(alpha[:, b] * lv["Z"] / lv["Z"] for b, lv in enumerate(leaves))
+        s, vs = mix("S1") / total[:, None], mix("S2", 2) / (total * total)[:, None]
         ttot = q.sum(-1, keepdim=True)
-        t = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq) / ttot
         vt = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq * tq) / (ttot * ttot)
+        t = t / ttot
         loss = sum(PseudoChi2.from_histograms(s[:, sl], vs[:, sl], t[..., sl], vt[..., sl])
                    for sl in self.slices.values())
         return loss, leaves, alpha, neff
+
+    def _w1(self, ps, px, t, tx):
+        """Sum over observables of the integral of |F_sim - F_target| over their grid, / sd_target.
+
+        Per grid interval (g_j-1, g_j] each sample's mass in it is placed at its weighted mean value there
+        (per-bin sums of w and w x); between those points both CDFs are constant, so the integral over
+        the interval is a sum of three rectangles. Exact when no interval holds two distinct values of one
+        sample (every integer-valued observable); otherwise the error of the grid (docs/distributed.md).
+        The CDFs are normalized over each observable's entries, as losses.Wasserstein1D normalizes them."""
+        loss = 0.0
+        for n, sl in self.slices.items():
+            g = self.edges_t[n]
+            a, b = g[:-1], g[1:]
+
+            def cdf_and_mean(mass, moment):
+                f = torch.cumsum(mass, -1)
+                f = f / f[..., -1:]
+                m, x = mass[..., 1:], moment[..., 1:]
+                xbar = torch.where(m > 0, x / torch.where(m > 0, m, 1.0), a).clamp(a, b)
+                return f[..., :-1], f[..., 1:], xbar
+
+            s0, s1, xs = cdf_and_mean(ps[:, sl], px[:, sl])
+            t0, t1, xt = cdf_and_mean(t[..., sl], tx[..., sl])
+            lo, hi = torch.minimum(xs, xt), torch.maximum(xs, xt)
+            mid = torch.where(xs < xt, (s1 - t0).abs(), (s0 - t1).abs())
+            inner = (s0 - t0).abs() * (lo - a) + mid * (hi - lo) + (s1 - t1).abs() * (b - hi)
+            loss = loss + inner.sum(-1) / self.scales[n]
+        return loss
 
     def _evaluate(self, theta: np.ndarray, q: torch.Tensor, replicas: int = 0, seed: int = 0):
         merged = self._gather(theta, replicas, seed)
@@ -328,10 +417,11 @@ class DistributedProblem:
         loss.sum().backward()
         K = loss.shape[0]
         grad = np.zeros((K, len(self.space)))
-        for s, (Z, S1, S2) in zip(merged, leaves):
-            g = np.einsum("k,kl->kl", Z.grad.numpy(), s["dZ"]) + np.einsum("kb,kbl->kl", S1.grad.numpy(), s["dS1"]) \
-                + np.einsum("kb,kbl->kl", S2.grad.numpy(), s["dS2"])
-            grad[:, LUND_COLUMNS] += g
+        for s, lv in zip(merged, leaves):
+            for k, leaf in lv.items():
+                if leaf.grad is not None:
+                    grad[:, LUND_COLUMNS] += np.einsum("kb,kbl->kl", leaf.grad.numpy().reshape(K, -1),
+                                                       s["d" + k].reshape(K, -1, len(LUND_COLUMNS)))
         return loss.detach(), grad, alpha, neff, merged
 
     def loss_and_grad(self, theta, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:

@@ -65,3 +65,40 @@ class FitStep:
         return self.problem.traffic["received"] - t0["received"]
 
     track_bytes_back_per_step.unit = "bytes"
+
+
+class W1Grid:
+    """The grid error of the distributed `--loss w1` against the exact single-process W1 (same data):
+    relative error of the loss, and of the gradient as a fraction of its largest component, the worst of
+    three points (docs/distributed.md)."""
+    params = (["multiplicity", "thrust", "pt"], [300, 1000])
+    param_names = ["observable", "grid"]
+    timeout = 900
+    POINTS = [[0.70, 0.90, 0.33], [0.68, 0.98, 0.30], [0.60, 0.90, 0.34]]
+
+    def setup(self, observable, grid):
+        import logging
+
+        import distributed
+        import numpy as np
+        import torch
+
+        from fastrsa.fit import Problem
+        from fastrsa.fit.distributed import DistributedProblem
+        base, target = string_dataset(N_BASE), _target()
+        th = torch.tensor(self.POINTS, dtype=torch.float64)
+        exact = Problem([base.path], target.path, observable, loss="w1").loss_and_grad(th)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+            problem = DistributedProblem([base.path], target.path, client, observable, loss="w1", grid=grid)
+            ev = problem.loss_and_grad(th)
+            problem.close()
+        g1, g2 = exact.grad.numpy(), ev.grad.numpy()
+        self.loss_err = float(np.max(np.abs(ev.loss.numpy() / exact.loss.numpy() - 1)))
+        self.grad_err = float(np.max(np.abs(g2 - g1) / np.abs(g1).max(1, keepdims=True)))
+
+    def track_loss_relative_error(self, observable, grid):
+        return self.loss_err
+
+    def track_gradient_error(self, observable, grid):
+        return self.grad_err

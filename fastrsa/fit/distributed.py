@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ..cluster import worker_addresses
-from ..errors import DatasetError, ParameterError
+from ..errors import DatasetError, FastRSAError, ParameterError
 from ..hadronization.batch import TrialBatch
 from ..hadronization.weights import log_weights_and_jacobian
 from ..losses import PseudoChi2, bins_from_range
@@ -255,8 +255,17 @@ class DistributedProblem:
         self.traffic = {"sent": 0, "received": 0, "evaluations": 0}
 
     def _all(self, method, *args, **kw) -> list:
-        calls = [getattr(a, method)(*args, **kw) for a in self.actors]        # all workers at once
-        return [c.result() for c in calls]
+        """Call `method` on every worker's actor at once; their results in worker order."""
+        if not self.actors:
+            raise DatasetError("the distributed problem is closed (its workers released the events)")
+        calls = [getattr(a, method)(*args, **kw) for a in self.actors]
+        try:
+            return [c.result() for c in calls]
+        except (FastRSAError, KeyboardInterrupt):
+            raise
+        except Exception as exc:        # a worker lost with its events: they cannot be fetched back
+            raise DatasetError(f"a Dask worker holding base events failed ({type(exc).__name__}: {exc}); "
+                               "the fit cannot go on without its events: rerun it") from None
 
     def _ranges(self, summaries) -> dict:
         """Per observable (min, max, all integer) over the workers' entries and the target's."""

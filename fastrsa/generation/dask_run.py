@@ -22,6 +22,7 @@ from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig
 from .shard import ShardMaker
+from .url_store import UrlDir, is_url
 
 _local = threading.local()      # per worker thread: (run key, ShardMaker)
 
@@ -36,9 +37,12 @@ def _maker(config: RunConfig, first_index: int) -> ShardMaker:
 
 def make_shard(config: RunConfig, out: str, i: int) -> tuple[int, int]:
     """The task of shard i: make it and write it atomically into directory `out` (a path every worker
-    reaches). Returns (i, events written)."""
+    reaches, or an fsspec URL). Returns (i, events written)."""
     table = _maker(config, i).make(i)
-    write_shard(Path(out), i, table)
+    if is_url(out):
+        UrlDir(out).write_shard(i, table)
+    else:
+        write_shard(Path(out), i, table)
     return i, table.num_rows
 
 
@@ -49,7 +53,8 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    out = Path(out).resolve()
+    remote = UrlDir(str(out)) if is_url(out) else None
+    out = out if remote is not None else Path(out).resolve()
     token = tokenize(config.identity(), str(out))
     futures = [client.submit(make_shard, config, str(out), i, key=f"fastrsa-shard-{token}-{i}", pure=False)
                for i in todo]
@@ -82,11 +87,14 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
             client.cancel(pending)
         if bar:
             bar.close()
-    if error is None or error == "interrupted":
-        for tmp in out.glob(TEMP_GLOB):     # left by workers that died mid-shard; their shards were redone
-            tmp.unlink(missing_ok=True)
+    if error is None:                       # temporaries of workers that died mid-shard (their shards were redone)
+        if remote is not None:
+            remote.sweep()
+        else:
+            for tmp in out.glob(TEMP_GLOB):
+                tmp.unlink(missing_ok=True)
     if error == "interrupted":
-        n = len(list_shards(out))
+        n = len(remote.shard_indices() if remote is not None else list_shards(out))
         raise KeyboardInterrupt(f"interrupted: {n} of {config.n_shards} shards are complete in {out}; "
                                 "rerun the same command to resume")
     if isinstance(error, FastRSAError):

@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_shard_loses_nothing(client, local_run, tmp_path):
     assert killed["pid"] not in client.run(os.getpid).values()
 
 
-def test_generation_to_an_fsspec_url(local_run):
+def test_generation_to_an_fsspec_url(local_run, tmp_path, monkeypatch):
     """Through fsspec (here its in-memory filesystem, which in-process workers share): the same bytes, resume
     after a lost shard with a stale temporary, and a different run refused."""
     import fsspec
@@ -99,6 +99,12 @@ def test_generation_to_an_fsspec_url(local_run):
             assert files() == ref
             with pytest.raises(DatasetError, match="different dataset"):
                 generate(f"memory://{root}", dask=c, **{**RUN, "seed": 8})
+            # Workers that write where this machine does not see (a path not shared): said, not ignored.
+            from fastrsa.generation import dask_run
+            monkeypatch.setattr(dask_run, "write_shard", lambda out, i, table: None)
+            with pytest.raises(DatasetError, match="cannot see"):
+                generate(tmp_path / "unshared", dask=c, events=40, shard_events=20, seed=1, progress=False)
+            assert not (tmp_path / "unshared").exists()
         finally:
             fs.rm(root, recursive=True)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
 from ..progress import Progress
-from ..store.layout import TEMP_GLOB
+from ..store.layout import TEMP_GLOB, shard_index, shard_name
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig
@@ -93,6 +93,12 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
         else:
             for tmp in out.glob(TEMP_GLOB):
                 tmp.unlink(missing_ok=True)
+        have = set(remote.shard_indices() if remote is not None else (shard_index(p) for p in list_shards(out)))
+        unseen = [i for i in todo if i not in have]
+        if unseen:
+            raise DatasetError(f"{out}: the workers wrote {len(unseen)} shards this machine cannot see (e.g. "
+                               f"{shard_name(unseen[0])}); give an output path on a filesystem the workers share with "
+                               "this machine, or a URL both reach")
     if error == "interrupted":
         n = len(remote.shard_indices() if remote is not None else list_shards(out))
         raise KeyboardInterrupt(f"interrupted: {n} of {config.n_shards} shards are complete in {out}; "

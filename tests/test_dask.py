@@ -123,6 +123,9 @@ def test_dask_option_errors(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pip install 'fastrsa[dask]'" in err
     assert not out.exists()
+    assert main(["fit", "--base", "b", "--target", "t", "--loss", "chi2", "--dask", "local", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pip install 'fastrsa[dask]'" in err
 
 
 def test_without_dask_everything_else_works(local_run, monkeypatch, capsys):

@@ -260,9 +260,9 @@ def _cmd_fit_dask(args, out) -> int:
         try:
             run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
                     lr=args.lr, replicas=args.replicas, seed=args.seed, progress=not args.quiet, plots=False)
-            t = problem.traffic
-            print(f"dask: {len(problem.workers)} workers; per evaluation {t['sent'] / t['evaluations']:.0f} bytes "
-                  f"out, {t['received'] / t['evaluations']:.0f} bytes back (independent of the number of events)")
+            t, w = problem.traffic, len(problem.workers)
+            print(f"dask: {w} workers; per point and worker {t['sent'] / t['points'] / w:.0f} bytes out, "
+                  f"{t['received'] / t['points'] / w:.0f} bytes back (independent of the number of events)")
         finally:
             problem.close()
     return 0

@@ -252,7 +252,8 @@ class DistributedProblem:
         if tw is not None:
             tw = tw / tw.max()
         self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)), dtype=torch.float64)
-        self.traffic = {"sent": 0, "received": 0, "evaluations": 0}
+        # Bytes sent to and received from the workers (pickled), evaluations, and points evaluated (K or R each).
+        self.traffic = {"sent": 0, "received": 0, "evaluations": 0, "points": 0}
 
     def _all(self, method, *args, **kw) -> list:
         """Call `method` on every worker's actor at once; their results in worker order."""
@@ -362,6 +363,7 @@ class DistributedProblem:
     def _gather(self, theta: np.ndarray, replicas: int = 0, seed: int = 0) -> list[dict]:
         res = self._all("sums", theta, replicas, seed, self.loss_kind)
         self.traffic["evaluations"] += 1
+        self.traffic["points"] += replicas or len(theta)
         self.traffic["sent"] += len(self.actors) * len(pickle.dumps(theta))
         self.traffic["received"] += sum(len(pickle.dumps(r)) for r in res)
         return [_merge([r[b] for r in res]) for b in range(len(self.datasets))]

@@ -50,6 +50,7 @@ from .problem import Evaluation
 
 LUND_COLUMNS = SPACE.columns("lund")
 SUPPORTED_LOSSES = ("chi2", "w1")
+CHUNK_ELEMENTS = 2**25  # a worker's largest intermediate in sums(): 256 MB of float64
 GRID = 1000         # w1: target-quantile levels of the grid (an integer-valued observable gets every integer)
 
 
@@ -87,17 +88,17 @@ def replica_multiplicities(datasets, n_target: int, replicas: int, seed: int):
 class ShardHolder:
     """A Dask actor: one worker's shards of every base, loaded once, and its per-bin sums at any theta.
 
-    parts: per base, (dataset path, [(shard index in the dataset, shard path), ...]) (may be empty)."""
+    parts: per base, (dataset path, its metadata, [(shard index in the dataset, shard path), ...]) (the
+    list may be empty). Each worker reads only its own shards."""
 
     def __init__(self, parts, names, device="cpu", backend="auto"):
         self.names, self.device, self.backend = list(names), device, backend
         self.bases = []
-        for path, shard_list in parts:
+        for path, meta, shard_list in parts:
             if not shard_list:
                 self.bases.append(None)
                 continue
-            full = open_dataset(path)
-            ds = Dataset(Path(path), full.meta, [Path(s) for _, s in shard_list], None)
+            ds = Dataset(Path(path), meta, [Path(s) for _, s in shard_list], None)
             fv = ds.flat()
             h = HadronSample.from_flat(fv, ds.meta, ds.path)
             obs = compute(h, self.names)
@@ -156,28 +157,38 @@ class ShardHolder:
                 continue
             lw, jac = log_weights_and_jacobian(b.batch, th[:, LUND_COLUMNS], self.backend)
             m = lw.max(-1).values
-            w = torch.exp(lw - m[:, None])
+            mult = None
             if replicas:
                 mult = torch.cat([shard_multiplicities(seed, bi, k, n, replicas) for k, n in zip(b.shards, b.rows)],
-                                 1).to(w.device)
-                w = w * mult                                        # [R, N]
-                jac = jac.expand(replicas, *jac.shape[1:])
+                                 1).to(lw.device)                   # [R, N]
                 m = m.expand(replicas)
-            wj = w[..., None] * jac                                 # d w / d theta
-            we, wje = w[:, b.entry_event], wj[:, b.entry_event]
-            K, L = w.shape[0], jac.shape[-1]
-            z1 = lambda: w.new_zeros(K, self.n_bins)                # noqa: E731
-            z2 = lambda: w.new_zeros(K, self.n_bins, L)             # noqa: E731
-            res = {"m": m, "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
-                   "S1": z1().index_add_(1, b.entry_bin, we), "dS1": z2().index_add_(1, b.entry_bin, wje)}
-            if loss == "chi2":
-                res["S2"] = z1().index_add_(1, b.entry_bin, we * we)
-                res["dS2"] = z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)
-            else:
-                res["X"] = z1().index_add_(1, b.entry_bin, we * b.entry_value)
-                res["dX"] = z2().index_add_(1, b.entry_bin, wje * b.entry_value[:, None])
-            out.append({k: v.detach().cpu().numpy() for k, v in res.items()})
+            rows = len(m)
+            # Rows in chunks: the [rows, entries, L] intermediates stay below ~CHUNK_ELEMENTS numbers.
+            step = max(1, CHUNK_ELEMENTS // (max(len(b.entry_event), lw.shape[-1], 1) * jac.shape[-1]))
+            chunks = [self._sums_rows(b, lw, jac, m, mult, slice(r, r + step), loss) for r in range(0, rows, step)]
+            out.append({k: torch.cat([c[k] for c in chunks]).detach().cpu().numpy() for k in chunks[0]})
         return out
+
+    def _sums_rows(self, b, lw, jac, m, mult, rows: slice, loss: str) -> dict:
+        """The sums of `sums` for the rows `rows` (points, or replicas of the one point)."""
+        if mult is None:
+            w, jr = torch.exp(lw[rows] - m[rows, None]), jac[rows]
+        else:
+            w, jr = torch.exp(lw - m[:1, None]) * mult[rows], jac
+        wj = w[..., None] * jr                                      # d w / d theta
+        we, wje = w[:, b.entry_event], wj[:, b.entry_event]
+        K, L = w.shape[0], jr.shape[-1]
+        z1 = lambda: w.new_zeros(K, self.n_bins)                    # noqa: E731
+        z2 = lambda: w.new_zeros(K, self.n_bins, L)                 # noqa: E731
+        res = {"m": m[rows], "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
+               "S1": z1().index_add_(1, b.entry_bin, we), "dS1": z2().index_add_(1, b.entry_bin, wje)}
+        if loss == "chi2":
+            res["S2"] = z1().index_add_(1, b.entry_bin, we * we)
+            res["dS2"] = z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)
+        else:
+            res["X"] = z1().index_add_(1, b.entry_bin, we * b.entry_value)
+            res["dX"] = z2().index_add_(1, b.entry_bin, wje * b.entry_value[:, None])
+        return res
 
 
 # --- the driver side ---------------------------------------------------------------------------------
@@ -231,8 +242,8 @@ class DistributedProblem:
         if not workers:
             raise ParameterError("dask: the cluster has no workers; start some (or use local:N)")
         # Shard k of each base goes to worker k mod W; a worker without shards holds no actor.
-        parts = [[(str(ds.path.resolve()), [(k, str(s.resolve())) for k, s in enumerate(ds.shards)
-                                            if k % len(workers) == w]) for ds in self.datasets]
+        parts = [[(str(ds.path.resolve()), ds.meta, [(k, str(s.resolve())) for k, s in enumerate(ds.shards)
+                                                     if k % len(workers) == w]) for ds in self.datasets]
                  for w in range(len(workers))]
         used = [w for w in range(len(workers)) if any(p[1] for p in parts[w])]
         self._actor_futures = [client.submit(ShardHolder, parts[w], self.names, device, backend, actor=True,

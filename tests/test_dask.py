@@ -5,13 +5,12 @@ import sys
 import threading
 import time
 
+import distributed  # the test extra installs Dask: these tests never skip
 import numpy as np
 import pytest
 
 from fastrsa.cli import main
 from fastrsa.generation import generate
-
-distributed = pytest.importorskip("distributed")   # part of the test extra; skipped only outside it
 
 RUN = dict(events=240, shard_events=40, seed=7, progress=False)
 

@@ -6,11 +6,11 @@ generation, hadronization, observables -> losses -> fit -> plots -> cli.
 __version__ = "0.1.0"
 
 from .errors import DatasetError, FastRSAError, ParameterError, PythiaError  # noqa: E402
-from .params import SPACE, BaseParams, Parameter, ParameterSpace  # noqa: E402
-from .store import Dataset, open_dataset  # noqa: E402
 
-# torch and numba load only when the weight engine is used: `import fastrsa` stays light.
-_LAZY = {"lund_log_weights": "hadronization.weights", "LundReweighter": "hadronization.weights",
+# Everything else loads when first used: `import fastrsa` (and the CLI's start, which must answer Ctrl-C
+# from its first moment) imports no numpy, pyarrow, torch or numba.
+_LAZY = {"SPACE": "params", "BaseParams": "params", "Parameter": "params", "ParameterSpace": "params",
+         "Dataset": "store", "open_dataset": "store", "lund_log_weights": "hadronization.weights", "LundReweighter": "hadronization.weights",
          "TrialBatch": "hadronization.batch", "diagnostics": "hadronization.diagnostics",
          "summarize_log_weights": "hadronization.diagnostics", "Diagnostics": "hadronization.diagnostics",
          "Recorder": "generation.recorder"}

@@ -38,7 +38,21 @@ def _target_weights(q, default: torch.Tensor, n: int) -> torch.Tensor:
         return default
     if q.shape[-1] != n:
         raise ParameterError(f"target_weights: last dimension {q.shape[-1]} but the target has {n} events")
-    return q.to(default.dtype)
+    return _rescaled(q.to(default.dtype))
+
+
+def _rescaled(w: torch.Tensor) -> torch.Tensor:
+    """Target weights checked (finite, >= 0, not all zero) and divided by their largest value. Every loss
+    normalizes the target's weights, so this changes no loss value; it keeps sums and squares of weights
+    as large as 1e308 from overflowing."""
+    if not bool(torch.isfinite(w).all()):
+        raise ParameterError("target_weights: hold NaN or inf; give finite event weights")
+    if bool((w < 0).any()):
+        raise ParameterError("target_weights: hold negative values; the losses need weights >= 0")
+    top = w.detach().amax(-1, keepdim=True)
+    if bool((top <= 0).any()):
+        raise ParameterError("target_weights: are all zero; at least one target event needs a positive weight")
+    return w / top
 
 
 def _normalize(w: torch.Tensor) -> torch.Tensor:
@@ -58,7 +72,13 @@ def _check_values(x, name: str) -> np.ndarray:
 def _weights_or_ones(target_weights, n: int) -> torch.Tensor:
     if target_weights is None:
         return torch.ones(n, dtype=torch.float64)
-    return torch.as_tensor(np.asarray(target_weights, np.float64))
+    try:
+        w = torch.as_tensor(np.asarray(target_weights, np.float64))
+    except (TypeError, ValueError):
+        raise ParameterError("target_weights: are not numbers; give one float weight per target event") from None
+    if w.ndim != 1 or len(w) != n:
+        raise ParameterError(f"target_weights: shape {tuple(w.shape)}, expected ({n},): one weight per target event")
+    return _rescaled(w)
 
 
 def _register_samples(module, sim_index, target_index, n_target_events, target_weights) -> None:

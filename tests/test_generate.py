@@ -225,3 +225,98 @@ def test_run_size_is_checked_before_allocating(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "shards" in err[0] and "--shard-events" in err[0]
     assert not out.exists()
+
+
+def test_interrupt_while_workers_start(tmp_path, monkeypatch, capsys):
+    """Ctrl-C between two workers' starts: the started worker is stopped and joined, the never-started one
+    is not joined (once 'AssertionError: can only join a started process'), and the message is one line."""
+    import multiprocessing.context as mpc
+
+    from fastrsa.generation import pool
+    real, calls = mpc.SpawnProcess.start, []
+
+    def start(self):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(mpc.SpawnProcess, "start", start)
+    monkeypatch.setattr(pool, "max_jobs", lambda: 2)
+    assert main(["generate", str(tmp_path / "ds"), "--events", "40", "--jobs", "2", "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0], err
+    assert len(calls) == 2 and not calls[0].is_alive()
+
+
+def test_interrupt_while_pythia_imports(monkeypatch):
+    """Ctrl-C while the pythia8mc extension loads is an interrupt, not 'pythia8mc is not installed'."""
+    import builtins
+
+    from fastrsa.pythia import records as pr
+    real = builtins.__import__
+
+    def imp(name, *a, **k):
+        if name == "pythia8mc":
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise ImportError("interrupted while loading") from None
+        return real(name, *a, **k)
+
+    monkeypatch.delitem(sys.modules, "pythia8mc", raising=False)
+    monkeypatch.setattr(builtins, "__import__", imp)
+    with pytest.raises(KeyboardInterrupt):
+        pr.import_pythia()
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_at_start(tmp_path, delay):
+    """SIGINT while the libraries still load or Pythia starts: one line, no traceback, nothing written
+    (issue 15: once an empty message, a false 'pythia8mc is not installed', or a traceback)."""
+    out = tmp_path / "ds"
+    p = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", "generate", str(out), "--events", "4000", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    # 130, or -2 where a library ran the interrupted code through PyRun (CPython then re-raises SIGINT at exit)
+    assert p.returncode in (130, -signal.SIGINT), err
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert not out.exists() or not list(out.glob("part-*.parquet"))
+
+
+def test_low_string_energy_with_trial_less_events(tmp_path):
+    """At 1.01-1.2 GeV per quark some events have no z trial at all; the sentinel checks them instead of
+    reporting a false layout error (issue 15), and their weights (pT part only) equal the float64 reference."""
+    import torch
+
+    import fastrsa
+    from fastrsa.generation import generate
+    ds = generate(tmp_path / "low", events=40, energy=1.1, seed=3, progress=False)
+    batch = ds.to_torch()
+    n_trials = np.diff(ds.flat(groups=("trials",)).offsets["trials"])
+    assert (n_trials == 0).any() and (n_trials > 0).any()
+    from fastrsa.hadronization.reference import dataset_weights
+    theta = (0.6, 1.0, 0.3)
+    lw = fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(np.exp(lw), dataset_weights(ds, theta), rtol=1e-10)
+
+
+def test_jobs_are_capped_at_the_cores(tmp_path, monkeypatch):
+    """--jobs 1000 once started one process per shard (1.9 GB for 16 events); at most one per core now."""
+    import multiprocessing.context as mpc
+
+    from fastrsa.generation import generate, pool
+    real, calls = mpc.SpawnProcess.start, []
+
+    def start(self):
+        calls.append(self)
+        real(self)
+
+    monkeypatch.setattr(mpc.SpawnProcess, "start", start)
+    monkeypatch.setattr(pool, "max_jobs", lambda: 2)
+    ds = generate(tmp_path / "ds", events=16, shard_events=1, jobs=1000, progress=False)
+    assert len(ds) == 16 and len(calls) == 2

@@ -134,3 +134,22 @@ def test_bad_values_are_refused(samples):
         SlicedWasserstein(np.stack([x, x], 1), np.stack([y, np.ones_like(y)], 1))
     with pytest.raises(ParameterError, match="target_weights: last dimension"):
         Wasserstein1D(x, y)(torch.ones(len(x)), torch.ones(3))
+
+
+@pytest.mark.parametrize("kind", ["w1", "swd", "chi2"])
+def test_target_weights_huge_or_bad(samples, kind):
+    """Target weights of 1e308 (their sum and squares overflow) give the loss of unit weights; NaN, negative
+    and all-zero weights are refused with the field named (issue 15)."""
+    x, y, ws, wt = samples
+    make = {"w1": lambda q: Wasserstein1D(x, y, target_weights=q),
+            "swd": lambda q: SlicedWasserstein(np.stack([x, x ** 2], 1), np.stack([y, y ** 2], 1), target_weights=q),
+            "chi2": lambda q: PseudoChi2(x, y, default_bins(x, y), target_weights=q)}[kind]
+    w = torch.as_tensor(ws)
+    plain = make(np.ones(len(y)))(w)
+    huge = make(np.full(len(y), 1e308))(w)
+    assert torch.isfinite(huge) and torch.allclose(huge, plain, rtol=1e-12)
+    assert torch.allclose(make(None)(w, torch.full((len(y),), 1e308, dtype=torch.float64)), plain, rtol=1e-12)
+    for bad, msg in ((np.full(len(y), np.nan), "NaN"), (-np.ones(len(y)), "negative"),
+                     (np.zeros(len(y)), "all zero"), (np.ones(3), "shape")):
+        with pytest.raises(ParameterError, match=f"target_weights.*{msg}"):
+            make(bad)

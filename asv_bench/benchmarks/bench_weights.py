@@ -44,6 +44,12 @@ class Weights:
     def peakmem_fastrsa_batch_20000_events(self):
         self.ds.to_torch("cpu")
 
+    def track_bytes_per_trial(self):
+        """What the weight engine keeps per trial (goal: at most 24 bytes in the default layout)."""
+        return self.batch.nbytes / self.batch.n_trials
+
+    track_bytes_per_trial.unit = "bytes"
+
 
 class KinematicVariationsLoop:
     timeout = 600

@@ -10,7 +10,8 @@ def string_dataset(events: int):
     from fastrsa import open_dataset
     from fastrsa.generation import generate
     out = CACHE / f"string-{events}"
-    if (out / "fastrsa.json").exists():
+    from fastrsa.store.layout import manifest_path
+    if manifest_path(out).exists():
         ds = open_dataset(out)
         if ds.complete:
             return ds

@@ -31,6 +31,9 @@ def _cmd_generate(args) -> int:
 def info_text(ds) -> str:
     fv = ds.flat(groups=("trials", "hadrons"))
     n = len(fv)
+    if n == 0:
+        return "\n".join([f"dataset      {ds.path}", "events       0 (the dataset holds no events)",
+                          f"setup        {ds.meta['setup'].get('name')}", f"format       {ds.format_version}"])
     nt = np.diff(fv.offsets["trials"])
     nh = np.diff(fv.offsets["hadrons"])
     mask = fv.values.get("is_hadron")
@@ -51,7 +54,7 @@ def info_text(ds) -> str:
              f"n_attempts>1 {np.mean(fv.n_attempts > 1):.1%} of events (pion string: a redone attempt; "
              "e+e-: also several strings)",
              f"disk         {disk / 1e6:.2f} MB, {disk / max(nt.sum(), 1):.2f} bytes per trial (all columns)",
-             f"setup        {setup['name']}: {setup['description']}, E = {setup['energy']} GeV",
+             f"setup        {setup['name']}: {setup.get('description', '')}, E = {setup.get('energy')} GeV",
              f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}, format "
              f"{ds.format_version}",
              "base         " + "  ".join(f"{k}={v}" for k, v in base.items())]
@@ -73,7 +76,12 @@ def shower_info_text(path) -> str:
 def _cmd_info(args) -> int:
     from ..shower.dataset import is_shower_dataset
     from ..store.dataset import open_dataset
+    from ..store.integrity import verify
+    if args.verify:
+        n = verify(args.path)       # before the summary: a damaged shard is named, not decoded half-way
     print(shower_info_text(args.path) if is_shower_dataset(args.path) else info_text(open_dataset(args.path)))
+    if args.verify:
+        print(f"verified     {n} shards: checksums, identities and every page intact")
     return 0
 
 
@@ -119,6 +127,9 @@ def register(sub) -> None:
     g.set_defaults(func=_cmd_generate)
 
     i = add_command(sub, "info", "summarize a dataset (events, trials, size, setup, base point)",
-                    "fastrsa info base")
+                    "fastrsa info base\n  fastrsa info base --verify")
     i.add_argument("path", help="dataset directory (or one of its Parquet shards)")
+    i.add_argument("--verify", action="store_true",
+                   help="also read every shard in full: its checksum against the manifest, its identity "
+                        "and every Parquet page (exit 2 naming the first bad shard)")
     i.set_defaults(func=_cmd_info)

@@ -87,19 +87,19 @@ class Problem:
             if not ds.complete:
                 raise DatasetError(f"{ds.path}: incomplete ({len(ds.shards)} of {ds.manifest['n_shards']} "
                                    f"shards); finish it with 'fastrsa generate {ds.path}' (it resumes)")
-        # Each base is read once: one flat view feeds both the weight engine and the observables.
-        views = [ds.flat() for ds in self.datasets]
-        hadrons = [HadronSample.from_flat(fv, ds.meta, ds.path) for fv, ds in zip(views, self.datasets)]
+        # Only the columns each part needs: the particles for the observables; the trial and break columns,
+        # shard by shard, for the weight engine (TrialBatch.from_dataset), so no whole-table copy is held.
+        hadrons = [HadronSample.from_flat(ds.flat(groups=("hadrons",)), ds.meta, ds.path) for ds in self.datasets]
         self.target = None if target is None else load_hadrons(target)
         samples = {f"base {i}": h for i, h in enumerate(hadrons)}
         check_same_setup({"target": self.target, **samples} if self.target is not None else samples)
         self.setup = hadrons[0].setup
         for d in self.data:
             d.check_setup(self.setup)
-        self.batches = [TrialBatch.from_flat(fv, ds.base, self.device) for fv, ds in zip(views, self.datasets)]
-        del views
-        self.sizes = [len(b) for b in self.batches]
         self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
+        del hadrons             # the particles are done with: their observables are kept
+        self.batches = [TrialBatch.from_dataset(ds, self.device) for ds in self.datasets]
+        self.sizes = [len(b) for b in self.batches]
         self.all_sim = _concat(self.sim_obs, self.names)
         if self.data:
             self.target_obs = {}

@@ -8,12 +8,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
 from ..progress import Progress
+from ..store.integrity import record
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
 from .plan import RunConfig, max_jobs
@@ -21,8 +24,19 @@ from .shard import ShardMaker
 
 
 def _die_with(parent: int, every: float = 0.5) -> None:
-    """Workers die with their parent: once the parent is gone (SIGKILL, SIGTERM, a crash) the worker is
-    re-parented, and this watchdog ends it at once, before it writes another shard."""
+    """Workers die with their parent (SIGKILL, SIGTERM, a crash). On Linux the kernel kills the worker the
+    moment its parent dies (prctl PR_SET_PDEATHSIG); everywhere, a watchdog thread ends a worker that finds
+    itself re-parented, before it writes another shard."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:                      # the parent died before the request took effect
+            os._exit(1)
+
     def watch():
         while os.getppid() == parent:
             time.sleep(every)
@@ -39,8 +53,7 @@ def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int
         maker = ShardMaker(config, indices[0])
         for i in indices:
             table = maker.make(i, on_events=lambda n: q.put(("progress", n)))
-            write_shard(Path(out), i, table)
-            q.put(("shard", i))
+            q.put(("shard", (i, write_shard(Path(out), i, table))))
         q.put(("done", job))
     except FastRSAError as exc:
         q.put(("error", str(exc)))
@@ -48,6 +61,20 @@ def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int
         pass
     except Exception as exc:  # a crash in a worker is reported, not swallowed
         q.put(("error", f"worker {job} crashed: {type(exc).__name__}: {exc}"))
+
+
+RECORD_EVERY = 2.0      # seconds between manifest updates with the checksums of new shards
+
+
+def _drain(q, written: dict) -> None:
+    """Collect the shard reports still queued once the workers have stopped."""
+    while True:
+        try:
+            kind, val = q.get_nowait()
+        except (queue.Empty, OSError, ValueError, EOFError):
+            return
+        if kind == "shard":
+            written[val[0]] = val[1]
 
 
 def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool, done_events: int) -> None:
@@ -58,10 +85,12 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     procs = [ctx.Process(target=_worker, args=(j, config, str(out), todo[j::jobs], q, os.getpid()), daemon=True)
              for j in range(jobs)]
     bar = Progress(config.events, done_events) if progress else None
-    finished, error = 0, None
+    finished, error, started = 0, None, []
+    written, last_record = {}, time.monotonic()     # checksums not yet in the manifest
     try:
         for p in procs:
             p.start()
+            started.append(p)
         while finished < jobs and error is None:
             try:
                 kind, val = q.get(timeout=1.0)
@@ -71,6 +100,11 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
                 continue
             if kind == "progress" and bar:
                 bar.update(val)
+            elif kind == "shard":
+                written[val[0]] = val[1]
+                if time.monotonic() - last_record > RECORD_EVERY:
+                    record(out, written)
+                    written, last_record = {}, time.monotonic()
             elif kind == "done":
                 finished += 1
             elif kind == "error":
@@ -79,11 +113,16 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
         error = "interrupted"
     finally:
         if error is not None:
-            for p in procs:
+            for p in started:
                 if p.is_alive():
                     p.terminate()
-        for p in procs:
+        for p in started:
             p.join()
+        _drain(q, written)
+        try:
+            record(out, written)    # a shard not recorded here is verified in full on resume
+        except (KeyboardInterrupt, OSError):
+            pass
         if bar:
             bar.close()
     if error == "interrupted":

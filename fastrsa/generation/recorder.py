@@ -31,6 +31,8 @@ from ..pythia.cmnd import check_lines_reweightable, check_reweightable
 from ..pythia.records import import_pythia, make_reader
 from ..pythia.run import actual_base, check_record_switches, final_state
 from ..pythia.setups import cmnd_setup
+from ..store.integrity import record
+from ..store.layout import manifest_path, read_manifest
 from ..store.schema import FORMAT_NAME, FORMAT_VERSION
 from ..store.writer import write_manifest, write_shard
 from .shard import build_table, make_meta
@@ -82,8 +84,9 @@ class Recorder:
         self._manifest(None)
 
     def _manifest(self, n_shards) -> None:
+        have = read_manifest(manifest_path(self.out)).get("shards") if manifest_path(self.out).exists() else None
         write_manifest(self.out, {"identity": self._identity, "n_shards": n_shards, "events": self.events,
-                                  "created_by": f"fastrsa {__version__} (Recorder)"})
+                                  "created_by": f"fastrsa {__version__} (Recorder)", "shards": have or {}})
 
     def append(self) -> None:
         """Store the event Pythia generated last (call after each successful `pythia.next()`)."""
@@ -99,7 +102,7 @@ class Recorder:
         i = self.n_shards
         meta = make_meta(self.base, self.setup, self.seed, i, self.seed if i == 0 else None, len(self._rows),
                          None, self.settings, None, generator=f"fastrsa {__version__} (Recorder)")
-        write_shard(self.out, i, build_table(self._rows, meta))
+        record(self.out, {i: write_shard(self.out, i, build_table(self._rows, meta))})
         self.n_shards, self.events, self._rows = i + 1, self.events + len(self._rows), []
 
     def close(self) -> None:

@@ -15,23 +15,29 @@ from .kernels import cpu as cpu_kernels
 
 @dataclass
 class TrialBatch:
-    """Flat per-trial tensors plus int64 event offsets (no padding), on one device.
+    """A dataset's records as compact tensors, with every base-point term computed once, on one device.
 
-    Per trial: z, mt2 (signed: > 0 accepted), cls (flavour class, int8), lfb = log f_B(z) and
-    lfB = log F_B = log(f_B(z) / (fPrel zHead)). Per event: n_breaks and sum_pt2 (the pT weight
-    depends on the pT records only through these). `table` maps a flavour class to its shape shifts.
+    Per trial (20 bytes): z (float64), lfB = log F_B = log(f_B(z) / (fPrel zHead)) for a rejected trial and
+    +1 for an accepted one (F_B < 1 for every rejected trial, so the sign carries the accept flag), and
+    `hadron` (int32), the index of the trial's z sampling. Per z sampling (every trial of one hadron shares
+    them): h_m = its transverse mass squared and h_cls = its flavour class (int8, a row of `table`). Per
+    event: int64 `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records
+    only through these). log f_B(z) and zMax are recomputed by the kernels (docs/weights.md says why this
+    is exact).
     """
 
     base: BaseParams
     offsets: torch.Tensor
     z: torch.Tensor
-    mt2: torch.Tensor
-    cls: torch.Tensor
-    lfb: torch.Tensor
     lfB: torch.Tensor
+    hadron: torch.Tensor
+    h_m: torch.Tensor
+    h_cls: torch.Tensor
     table: torch.Tensor
     n_breaks: torch.Tensor
     sum_pt2: torch.Tensor
+
+    FIELDS = ("offsets", "z", "lfB", "hadron", "h_m", "h_cls", "table", "n_breaks", "sum_pt2")
 
     def __len__(self) -> int:
         return self.offsets.shape[0] - 1
@@ -44,14 +50,29 @@ class TrialBatch:
     def n_trials(self) -> int:
         return int(self.z.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the batch's tensors."""
+        return sum(getattr(self, f).element_size() * getattr(self, f).numel() for f in self.FIELDS)
+
     def to(self, device) -> "TrialBatch":
-        kw = {f: getattr(self, f).to(device) for f in ("offsets", "z", "mt2", "cls", "lfb", "lfB", "table",
-                                                       "n_breaks", "sum_pt2")}
-        return TrialBatch(base=self.base, **kw)
+        return TrialBatch(base=self.base, **{f: getattr(self, f).to(device) for f in self.FIELDS})
 
     @classmethod
     def from_dataset(cls, ds, device="cpu") -> "TrialBatch":
-        return cls.from_flat(ds.flat(groups=("trials", "breaks")), ds.base, device)
+        """Shard by shard, reading only the trial and break columns: the peak while loading is the batch
+        itself plus one shard's columns, never a second copy of the whole dataset."""
+        if len(ds) == 0:
+            raise DatasetError(f"{ds.path}: holds no events; there is nothing to reweight (generate events "
+                               "into it first)")
+        import pyarrow as pa
+        builder = _Builder(ds.base, ds.n_trials())
+        for fv in ds.iter_flat(groups=("trials", "breaks")):
+            builder.add(fv.offsets["trials"], fv["z"], fv["fprel"], fv["mt2"], fv["id_old"], fv["id_new"],
+                        fv.offsets["breaks"], fv["pt2"])
+            del fv
+            pa.default_memory_pool().release_unused()      # hand the shard's buffers back before the next
+        return builder.finish(device)
 
     @classmethod
     def from_flat(cls, fv, base: BaseParams, device="cpu") -> "TrialBatch":
@@ -62,24 +83,86 @@ class TrialBatch:
     @classmethod
     def from_arrays(cls, base: BaseParams, trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2,
                     device="cpu") -> "TrialBatch":
+        builder = _Builder(base, len(z))
+        builder.add(trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2)
+        return builder.finish(device)
+
+
+def z_samplings(offsets, mt2, cls) -> np.ndarray:
+    """Start flags of the z samplings: a trial starts one at an event's start, after an accepted trial, or
+    where |mT2| or the flavour class changes (Pythia samples one hadron's z at fixed mT2 and flavours until
+    a trial is accepted; the last two conditions only guard that assumption, so grouping is always exact)."""
+    n = len(mt2)
+    new = np.ones(n, bool)
+    if n > 1:
+        m = np.abs(mt2)
+        new[1:] = (mt2[:-1] > 0) | (m[1:] != m[:-1]) | (cls[1:] != cls[:-1])
+    starts = offsets[:-1][offsets[:-1] < n]
+    new[starts] = True
+    return new
+
+
+class _Builder:
+    """Accumulates chunks of records (a whole dataset, shard by shard) into one compact TrialBatch."""
+
+    def __init__(self, base: BaseParams, n_trials: int):
+        """n_trials: the number of trials, or an upper bound of it."""
+        self.base = base
+        self.table = flavour_table(base)
+        self.z = np.empty(n_trials, np.float64)
+        self.lfB = np.empty(n_trials, np.float64)
+        self.hadron = np.empty(n_trials, np.int32)
+        self.h_m, self.h_cls, self.offsets, self.n_br, self.s_pt2 = [], [], [np.zeros(1, np.int64)], [], []
+        self.t, self.h, self.events = 0, 0, 0
+
+    def add(self, trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2) -> None:
         trial_offsets = np.ascontiguousarray(trial_offsets, np.int64)
         break_offsets = np.ascontiguousarray(break_offsets, np.int64)
         z, fprel, mt2, pt2 = (np.ascontiguousarray(x, np.float64) for x in (z, fprel, mt2, pt2))
-        _check_records(trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2)
+        _check_records(trial_offsets, z, fprel, mt2, id_old, id_new, break_offsets, pt2, self.events)
+        n, t = len(z), self.t
+        if t + n > len(self.z):
+            raise DatasetError(f"the records hold more trials than the dataset's metadata says ({len(self.z)}); "
+                               "the dataset is corrupt")
         c = flavour_class(np.asarray(id_old), np.asarray(id_new))
-        table = flavour_table(base)
-        lfb = np.empty_like(z)
-        lfB = np.empty_like(z)
-        cpu_kernels.base_terms(z, mt2, fprel, c, table, base.a, base.b, math.log(base.z_head), lfb, lfB)
-        if np.any(lfB[mt2 < 0] >= 0):
-            raise DatasetError("fprel: a rejected trial has f_B(z) >= fPrel zHead (acceptance >= 1); the "
-                               "records do not match the dataset's base parameters")
+        lfb = np.empty_like(z)          # one chunk's temporary: log f_B(z) is recomputed by the kernels
+        lfB = self.lfB[t:t + n]
+        b = self.base
+        cpu_kernels.base_terms(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), lfb, lfB)
+        rej = mt2 < 0
+        if np.any(lfB[rej] >= 0):
+            k = int(np.argmax(rej & (lfB >= 0)))
+            raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
+                               "but has f_B(z) >= fPrel zHead (acceptance >= 1); the records do not match the "
+                               "dataset's base parameters")
+        lfB[~rej] = 1.0
+        self.z[t:t + n] = z
+        new = z_samplings(trial_offsets, mt2, c)
+        first = np.flatnonzero(new)
+        self.hadron[t:t + n] = np.cumsum(new, dtype=np.int64).astype(np.int32) - 1 + self.h
+        self.h_m.append(np.abs(mt2[first]))
+        self.h_cls.append(c[first])
         n_br = np.empty(len(break_offsets) - 1)
         s_pt2 = np.empty(len(break_offsets) - 1)
         cpu_kernels.pt_sums(break_offsets, pt2, n_br, s_pt2)
-        # Arrow-backed arrays are read-only; torch needs writable memory, so those are copied once.
-        t = lambda x: torch.from_numpy(x if x.flags.writeable else x.copy()).to(device)  # noqa: E731
-        return cls(base, t(trial_offsets), t(z), t(mt2), t(c), t(lfb), t(lfB), t(table), t(n_br), t(s_pt2))
+        self.n_br.append(n_br)
+        self.s_pt2.append(s_pt2)
+        self.offsets.append(trial_offsets[1:] + t)
+        self.t, self.h, self.events = t + n, self.h + len(first), self.events + len(trial_offsets) - 1
+        if self.h >= 2**31:
+            raise DatasetError("more than 2^31 z samplings in one batch; split the dataset")
+
+    def finish(self, device) -> TrialBatch:
+        t = self.t      # n_trials was an upper bound when it came from Parquet metadata: views of the first t
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt, copy=False) if parts else np.zeros(0, dt)  # noqa: E731
+        arrays = dict(offsets=cat(self.offsets, np.int64), z=self.z[:t], lfB=self.lfB[:t], hadron=self.hadron[:t],
+                      h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
+                      n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
+        return TrialBatch(self.base, **{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+
+
+def _event_of(offsets, k: int) -> int:
+    return int(np.searchsorted(offsets, k, side="right")) - 1
 
 
 MAX_MT2 = 1e10      # [GeV^2] no hadron of a string below 100 TeV has a larger transverse mass squared
@@ -94,7 +177,7 @@ def _check_offsets(name: str, off, n_values: int, n_events: int | None) -> None:
                            f"values ({n_values}); the records are corrupt")
 
 
-def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2) -> None:
+def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2, first_event: int = 0) -> None:
     """Every array checked before a kernel reads it; a bad value names its event and the fix."""
     _check_offsets("offsets (trials)", off, len(z), None)
     _check_offsets("break offsets (pt2)", boff, len(pt2), len(off) - 1)
@@ -104,7 +187,7 @@ def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2) -> None:
 
     def where(bad, offsets, unit):
         k = int(np.argmax(bad))
-        return f"{unit} {k} (event {int(np.searchsorted(offsets, k, side='right')) - 1})"
+        return f"{unit} {k} (event {first_event + _event_of(offsets, k)})"
 
     checks = [("z", z, (z > 0) & (z < 1), "outside (0, 1)", off, "trial"),
               ("fprel", fprel, np.isfinite(fprel) & (fprel > 0), "must be > 0", off, "trial"),

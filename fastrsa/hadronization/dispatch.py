@@ -53,9 +53,10 @@ def resolve_backend(backend: str, dev: torch.device) -> str:
 
 def kernel_args(batch) -> tuple:
     """The batch's tensors in the kernels' argument order, and its scalars."""
-    tensors = (batch.offsets, batch.z, batch.mt2, batch.cls, batch.lfb, batch.lfB, batch.table,
+    tensors = (batch.offsets, batch.z, batch.lfB, batch.hadron, batch.h_m, batch.h_cls, batch.table,
                batch.n_breaks, batch.sum_pt2)
-    return tensors, (batch.base.sigma, math.log(batch.base.z_head))
+    b = batch.base
+    return tensors, (b.a, b.b, b.sigma, math.log(b.z_head))
 
 
 def run_lund_kernel(batch, theta2: torch.Tensor, backend: str = "auto"):

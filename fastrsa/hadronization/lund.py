@@ -51,29 +51,34 @@ def zmax_and_grad(A, B, C):
 
 
 @register_jitable
-def log_f_and_grad(A, B, C, z, lnz, ln1mz):
-    """log f(z) for shape (A, B, C) and its derivatives (dA, dB, dC), zMax dependence included.
-
-    lnz = log(z), ln1mz = log(1 - z) are passed in so that callers can reuse them across points.
-    """
+def shape_constants(A, B, C):
+    """What log f(z) needs of shape (A, B, C) beyond z itself, computed once per z sampling (every trial
+    of one hadron shares A, B, C): zMax, 1/zMax, log zMax, log(1 - zMax) (0 when unused), the derivative
+    of the exponent in zMax (zero at a true maximum), and dzMax/d(A, B, C)."""
     zm, zA, zB, zC = zmax_and_grad(A, B, C)
-    a_on = A >= AFROMZERO
     lnzm = math.log(zm)
-    e = B * (1.0 / zm - 1.0 / z) + C * (lnzm - lnz)
-    dA = 0.0
-    # d(exponent)/d(zMax); zero at a true maximum, kept for the special cases.
     dzm = -B / (zm * zm) + C / zm
-    if a_on:
+    ln1mzm = 0.0
+    if A >= AFROMZERO and zm < 1.0:
+        ln1mzm = math.log1p(-zm)
+        dzm += A / (1.0 - zm)
+    return zm, 1.0 / zm, lnzm, ln1mzm, dzm, zA, zB, zC
+
+
+@register_jitable
+def log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz):
+    """log f(z) and d/d(A, B, C) from shape_constants(A, B, C) and z's own iz = 1/z, log z, log(1 - z)."""
+    e = B * (izm - iz) + C * (lnzm - lnz)
+    dA = 0.0
+    if A >= AFROMZERO:
         if zm < 1.0:
-            ln1mzm = math.log1p(-zm)
             e += A * (ln1mz - ln1mzm)
             dA = ln1mz - ln1mzm
-            dzm += A / (1.0 - zm)
         else:
             # zMax = 1 only occurs with the a term off in Pythia; guard against log(0).
             e += A * ln1mz
             dA = ln1mz
-    dB = 1.0 / zm - 1.0 / z
+    dB = izm - iz
     dC = lnzm - lnz
     dA += dzm * zA
     dB += dzm * zB
@@ -86,26 +91,24 @@ def log_f_and_grad(A, B, C, z, lnz, ln1mz):
 
 
 @register_jitable
-def trial_log_weight(a, b, a_off, c0, kc, z, mt2, lfb, lfB, lrb, log_zhead):
-    """One trial's log-weight at (a, b) relative to the base, and d/da, d/db.
+def log_f_and_grad(A, B, C, z, lnz, ln1mz):
+    """log f(z) for shape (A, B, C) and its derivatives (dA, dB, dC), zMax dependence included.
 
-    Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial (mt2 > 0): r;
-    rejected trial: (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead).
-    Inputs: flavour shifts a_off, c0, kc; base terms lfb = log f_B(z), lfB = log F_B,
-    lrb = log(1 - F_B). Returns (logw, dlogw/da, dlogw/db, capped) where capped = 1 when the ratio
-    hit zHead (the new point is not covered by the base sampling there).
+    lnz = log(z), ln1mz = log(1 - z) are passed in so that callers can reuse them across points.
     """
-    accepted = mt2 > 0.0
-    m = mt2 if accepted else -mt2
-    A = a + a_off
-    B = b * m
-    C = c0 + kc * b
-    lnz = math.log(z)
-    ln1mz = math.log1p(-z)
-    lf, fA, fB, fC = log_f_and_grad(A, B, C, z, lnz, ln1mz)
-    d = lf - lfb
-    ga = fA
-    gb = fB * m + fC * kc
+    zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC = shape_constants(A, B, C)
+    return log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, 1.0 / z, lnz, ln1mz)
+
+
+@register_jitable
+def trial_log_ratio(d, ga, gb, accepted, lfB, log_zhead):
+    """One trial's log-weight from its log-ratio d = log f_theta(z) - log f_B(z) and dd/d(a, b).
+
+    Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial: r; rejected trial:
+    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead), lfB = log F_B. Returns (logw, dlogw/da,
+    dlogw/db, capped) where capped = 1 when the ratio hit zHead (the new point is not covered by the base
+    sampling there).
+    """
     capped = 0
     if d > log_zhead:
         d = log_zhead
@@ -118,30 +121,51 @@ def trial_log_weight(a, b, a_off, c0, kc, z, mt2, lfb, lfB, lrb, log_zhead):
     if fn >= 1.0:
         return -math.inf, 0.0, 0.0, capped
     s = -fn / (1.0 - fn)
-    return math.log1p(-fn) - lrb, s * ga, s * gb, capped
+    return math.log1p(-fn) - math.log1p(-math.exp(lfB)), s * ga, s * gb, capped
 
 
 @register_jitable
-def trial_from_records(a, b, table, c, z, mt2, lfb, lfB, log_zhead):
-    """trial_log_weight for one trial as the kernels hold it: flavour class c indexes `table`
-    (a_off, c0, kc); log(1 - F_B) is derived from lfB here (rejected trials only) rather than stored,
-    which saves the kernels 8 bytes of reads per trial."""
-    lrb = 0.0
-    if mt2 < 0.0:
-        lrb = math.log1p(-math.exp(lfB))
-    return trial_log_weight(a, b, table[c, 0], table[c, 1], table[c, 2], z, mt2, lfb, lfB, lrb, log_zhead)
+def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, log_zhead, t, t1, stride):
+    """Sum of the trial log-weights over trials t, t + stride, ... < t1 of one event: (log w, d/da, d/db,
+    capped count). The CPU kernel walks an event with stride 1, a CUDA lane with the warp size.
 
-
-@register_jitable
-def strided_trial_sums(a, b, table, cls, z, mt2, lfb, lfB, log_zhead, t, t1, stride):
-    """Sum of trial_from_records over trials t, t + stride, ... < t1 of one event: (log w, d/da,
-    d/db, capped count). The CPU kernel walks an event with stride 1, a CUDA lane with the warp size."""
+    Trials are stored compactly: z, lfB (log F_B for a rejected trial, +1 marks an accepted one) and the
+    index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a row of
+    `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z) itself,
+    are recomputed here from those, with the same operations as when the dataset was loaded, so the
+    base term log f_B(z) is bit-identical to a stored one; zMax is computed once per z sampling.
+    """
     lw = 0.0
     ga = 0.0
     gb = 0.0
     nc = 0
+    h_prev = -1
+    A = B = C = Ab = Bb = Cb = m = kc = 0.0
+    zm = izm = lnzm = ln1mzm = dzm = zA = zB = zC = 0.0
+    bzm = bizm = blnzm = bln1mzm = bdzm = bzA = bzB = bzC = 0.0
     while t < t1:
-        w, da, db, cp = trial_from_records(a, b, table, cls[t], z[t], mt2[t], lfb[t], lfB[t], log_zhead)
+        h = hadron[t]
+        if h != h_prev:
+            c = h_cls[h]
+            m = h_m[h]
+            kc = table[c, 2]
+            A = a + table[c, 0]
+            B = b * m
+            C = table[c, 1] + kc * b
+            zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC = shape_constants(A, B, C)
+            Ab = a_base + table[c, 0]
+            Bb = b_base * m
+            Cb = table[c, 1] + kc * b_base
+            bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC = shape_constants(Ab, Bb, Cb)
+            h_prev = h
+        zt = z[t]
+        iz = 1.0 / zt
+        lnz = math.log(zt)
+        ln1mz = math.log1p(-zt)
+        lf, fA, fB, fC = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz)
+        lfb, _, _, _ = log_f_given(Ab, Bb, Cb, bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC, iz, lnz, ln1mz)
+        lft = lfB[t]
+        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, lft > 0.0, lft, log_zhead)
         lw += w
         ga += da
         gb += db

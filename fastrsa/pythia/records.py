@@ -32,9 +32,14 @@ def import_pythia():
     """Import pythia8mc lazily, with one clear error when it is missing or not the supported one."""
     try:
         import pythia8mc
-    except ImportError:
-        raise PythiaError("pythia8mc is not installed; install it with "
-                          f"pip install 'pythia8mc=={SUPPORTED_WHEEL}' (or the 'pythia' extra)") from None
+    except ImportError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):     # Ctrl-C while the extension loaded
+            raise KeyboardInterrupt from None
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "pythia8mc":
+            raise PythiaError("pythia8mc is not installed; install it with "
+                              f"pip install 'pythia8mc=={SUPPORTED_WHEEL}' (or the 'pythia' extra)") from None
+        raise PythiaError(f"pythia8mc is installed but does not import ({exc}); reinstall it with "
+                          f"pip install --force-reinstall 'pythia8mc=={SUPPORTED_WHEEL}'") from None
     try:
         wheel = metadata.version("pythia8mc")
     except metadata.PackageNotFoundError:

@@ -30,6 +30,7 @@ import torch
 from ..errors import DatasetError, ParameterError
 from ..params import SHOWER_SPACE
 from ..progress import Progress
+from ..store.integrity import check_footer, decode, record
 from ..store.layout import ShardedRun, manifest_path, read_manifest
 from ..store.layout import shards as list_shards
 from ..store.writer import prepare_run_dir, write_shard
@@ -124,7 +125,7 @@ def generate_shower(out, events: int = 10000, lam: float = 0.4, ecm: float = 91.
         for i in todo:
             s = generate(run.shard_size(i), run.lam, run.ecm, run.seed, run.orders, device=device,
                          first_event=i * run.shard_events)
-            write_shard(out, i, shard_table(s, run, i))
+            record(out, {i: write_shard(out, i, shard_table(s, run, i))})
             if bar:
                 bar.update(s.n_events)
     except KeyboardInterrupt:
@@ -158,23 +159,24 @@ def open_shower(path, device="cpu") -> ShowerSample:
     files = list_shards(p) if p.is_dir() else [p]
     if not files:
         raise DatasetError(f"{p}: holds no shards; generate into it with 'fastrsa shower {p}'")
+    manifest = read_manifest(manifest_path(p)) if p.is_dir() and manifest_path(p).exists() else None
     metas, tables = [], []
     for f in files:
-        meta = json.loads((pq.read_schema(f).metadata or {}).get(META_KEY, b"{}"))
+        meta = check_footer(f, pq.read_metadata(f), manifest)     # identity, rows, metadata digest
         if meta.get("format") != FORMAT_NAME:
             raise DatasetError(f"{f}: not a shower dataset (format {meta.get('format')!r}); make one with "
                                "'fastrsa shower'")
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise DatasetError(f"{f}: shower format {meta.get('format_version')} is newer than this fastrsa reads")
         metas.append(meta)
-        tables.append(pq.read_table(f))
+        tables.append(decode(f))
     m0 = metas[0]
     keys = ("lambda", "ecm", "orders", "seed", "shower_version")
     for f, m in zip(files, metas):
         if any(m.get(k) != m0.get(k) for k in keys):
             raise DatasetError(f"{f}: written by another shower run than {files[0].name}; a directory holds one run")
     if p.is_dir() and manifest_path(p).exists():
-        n_planned = read_manifest(manifest_path(p))["n_shards"]
+        n_planned = manifest["n_shards"]
         if len(files) != n_planned:
             raise DatasetError(f"{p}: incomplete ({len(files)} of {n_planned} shards); finish it with the same "
                                "'fastrsa shower' command (it resumes)")

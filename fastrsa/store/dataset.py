@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DatasetError
 from ..params import BaseParams
+from .integrity import check_footer
 from .layout import SHARD_GLOB, manifest_path, read_manifest
 from .layout import shards as list_shards
 from .schema import COLUMNS, LIST_GROUPS, columns_of_version, read_meta
@@ -42,12 +43,12 @@ class FlatView:
 class Dataset:
     """A directory of Parquet shards written by one `fastrsa generate` run."""
 
-    def __init__(self, path: Path, meta: dict, shards: list[Path], manifest: dict | None):
+    def __init__(self, path: Path, meta: dict, shards: list[Path], manifest: dict | None, rows=None):
         self.path = path
         self.meta = meta
         self.shards = shards
         self.manifest = manifest
-        self._rows = [pq.ParquetFile(s).metadata.num_rows for s in shards]
+        self._rows = list(rows) if rows is not None else [pq.ParquetFile(s).metadata.num_rows for s in shards]
 
     def __len__(self) -> int:
         return int(sum(self._rows))
@@ -80,21 +81,28 @@ class Dataset:
     def iter_batches(self, batch_size: int = 65536, columns=None) -> Iterator[pa.RecordBatch]:
         """Record batches over all shards in order (plain pyarrow; no fastrsa types)."""
         for shard in self.shards:
-            yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_size, columns=columns)
+            try:
+                yield from pq.ParquetFile(shard, page_checksum_verification=True).iter_batches(
+                    batch_size=batch_size, columns=columns)
+            except (pa.ArrowException, OSError) as exc:
+                raise DatasetError(f"{shard}: its data do not decode ({str(exc).splitlines()[0]}); run 'fastrsa "
+                                   "info --verify' on the dataset") from None
 
     __iter__ = iter_batches
 
     def table(self, columns=None) -> pa.Table:
-        tables = [pq.read_table(s, columns=columns) for s in self.shards]
+        tables = [_read(s, columns) for s in self.shards]
         if not tables:
             raise DatasetError(f"{self.path}: no shards")
         return pa.concat_tables(tables).combine_chunks()
 
     def flat(self, groups=("trials", "breaks", "hadrons")) -> FlatView:
         """Flat numpy arrays + int64 offsets for the column groups asked for (see FlatView)."""
+        return self._flat_of(self.table(columns=self._columns(groups)), groups)
+
+    def _flat_of(self, table: pa.Table, groups) -> FlatView:
         have = set(columns_of_version(self.format_version))
-        cols = [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
-        table = self.table(columns=cols)
+        table = table.combine_chunks() if any(c.num_chunks > 1 for c in table.columns) else table
         values, offsets = {}, {}
         for g in groups:
             for name in (c for c in LIST_GROUPS[g] if c in have):
@@ -113,6 +121,26 @@ class Dataset:
             offsets[g] = offsets[g] - offsets[g][0]
         n_att = table.column("n_attempts").to_numpy()
         return FlatView(values, offsets, np.ascontiguousarray(n_att))
+
+    def n_trials(self) -> int:
+        """An upper bound of the number of trials, from the Parquet footers alone (exact unless events
+        without trials exist: Parquet stores an empty list as one slot)."""
+        total = 0
+        for shard in self.shards:
+            md = pq.ParquetFile(shard).metadata
+            col = next(j for j in range(md.num_columns) if md.schema.column(j).path.split(".")[0] == "z")
+            total += sum(md.row_group(r).column(col).num_values for r in range(md.num_row_groups))
+        return int(total)
+
+    def iter_flat(self, groups=("trials", "breaks", "hadrons")) -> Iterator[FlatView]:
+        """One FlatView per shard, in order, reading only the columns of `groups`: what a job that
+        consumes the dataset shard by shard holds at a time."""
+        for shard in self.shards:
+            yield self._flat_of(_read(shard, self._columns(groups)), groups)
+
+    def _columns(self, groups) -> list:
+        have = set(columns_of_version(self.format_version))
+        return [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
 
     def to_torch(self, device="cpu"):
         """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""
@@ -136,20 +164,33 @@ def open_dataset(path) -> Dataset:
         if not shards:
             raise DatasetError(f"{p}: holds no shards ({SHARD_GLOB}); generate into it with "
                                f"'fastrsa generate {p}'")
-    meta = None
+    meta, footers = None, []
     for s in shards:
         try:
-            schema = pq.read_schema(s)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DatasetError(f"{s}: not a readable Parquet file ({exc}); delete it and resume "
-                               "the generation run") from None
+            md = pq.read_metadata(s)
+            schema = md.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
+            raise DatasetError(f"{s}: not a readable Parquet file ({str(exc).splitlines()[0]}); delete it and "
+                               "resume the generation run") from None
         m = read_meta(schema, str(s))
+        check_footer(s, md, manifest)       # index, rows, run and metadata digest (store/integrity.py)
+        footers.append(md.num_rows)
         if meta is None:
             meta = m
         elif _run_identity(m) != _run_identity(meta):
             raise DatasetError(f"{s}: written by another generation run than {shards[0].name}; "
                                "a dataset directory holds one run")
-    return Dataset(p, meta, shards, manifest)
+    return Dataset(p, meta, shards, manifest, footers)
+
+
+def _read(shard: Path, columns) -> pa.Table:
+    """One shard's columns, with Parquet page checksums verified: damage is one line naming the shard."""
+    try:
+        return pq.read_table(shard, columns=columns, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DatasetError(f"{shard}: its data do not decode ({str(exc).splitlines()[0]}); run 'fastrsa info "
+                           "--verify' on the dataset, delete the damaged shards and rerun the generation command "
+                           "to regenerate them") from None
 
 
 def _run_identity(meta: dict) -> tuple:

@@ -63,14 +63,37 @@ class ShardedRun:
 
 
 def read_manifest(path) -> dict:
-    """The manifest dict of either layout (JSON file, or the metadata of the zero-row Parquet file)."""
+    """The manifest dict of either layout (JSON file, or the metadata of the zero-row Parquet file),
+    checked for shape: an object with an `identity` object, `n_shards` an integer or null, and `shards`
+    (when present) an object. Anything else is one DatasetError naming the field."""
     import json
 
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from ..errors import DatasetError
     p = Path(path)
-    if p.suffix == ".json":
-        return json.loads(p.read_text())
-    return json.loads((pq.read_schema(p).metadata or {})[MANIFEST_KEY])
+    fix = "it was edited or damaged; restore it, or generate the dataset again into a new directory"
+    try:
+        raw = p.read_bytes() if p.suffix == ".json" else (pq.read_schema(p).metadata or {}).get(MANIFEST_KEY)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"{p}: the dataset manifest cannot be read ({str(exc).splitlines()[0]}); {fix}") from None
+    if raw is None:
+        raise DatasetError(f"{p}: the dataset manifest holds no '{MANIFEST_KEY.decode()}' metadata; {fix}")
+    try:
+        m = json.loads(raw)
+    except ValueError as exc:
+        raise DatasetError(f"{p}: the dataset manifest is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(m, dict):
+        raise DatasetError(f"{p}: the dataset manifest is a JSON {type(m).__name__}, not an object; {fix}")
+    checks = (("identity", isinstance(m.get("identity"), dict), "an object"),
+              ("n_shards", m.get("n_shards") is None or (type(m.get("n_shards")) is int and m["n_shards"] >= 0),
+               "a non-negative integer or null"),
+              ("shards", m.get("shards") is None or isinstance(m.get("shards"), dict), "an object"))
+    for field, ok, what in checks:
+        if not ok:
+            raise DatasetError(f"{p}: manifest field '{field}' = {m.get(field)!r} must be {what}; {fix}")
+    return m
 
 
 def temp_name(path: Path, tag: str) -> Path:

@@ -9,7 +9,8 @@ import json
 
 import pyarrow as pa
 
-from ..errors import DatasetError
+from ..errors import DatasetError, FastRSAError
+from ..params import BaseParams
 
 FORMAT_NAME = "fastrsa-rsa-history"
 FORMAT_VERSION = 2                      # 2: every final-state particle plus `is_hadron`; 1: hadrons only
@@ -55,16 +56,25 @@ def read_meta(schema: pa.Schema, where: str) -> dict:
     raw = (schema.metadata or {}).get(META_KEY)
     if raw is None:
         raise DatasetError(f"{where}: not a fastrsa dataset (no '{META_KEY.decode()}' schema metadata)")
-    meta = json.loads(raw)
+    fix = "the shard's metadata was edited or damaged; delete the shard and rerun the generation command"
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise DatasetError(f"{where}: its fastrsa metadata is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{where}: its fastrsa metadata is a JSON {type(meta).__name__}, not an object; {fix}")
     if meta.get("format") != FORMAT_NAME:
         raise DatasetError(f"{where}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int:
+        raise DatasetError(f"{where}: metadata field 'format_version' = {version!r} must be an integer; {fix}")
+    if version > FORMAT_VERSION:
         raise DatasetError(f"{where}: format version {version} is newer than this fastrsa reads "
                            f"({FORMAT_VERSION}); upgrade fastrsa")
     if version not in READABLE_VERSIONS:
         raise DatasetError(f"{where}: format version {version} is not one this fastrsa reads "
                            f"({', '.join(map(str, READABLE_VERSIONS))})")
+    _check_fields(meta, where, fix)
     cols = columns_of_version(version)
     missing = [c for c in cols if c not in schema.names]
     if missing:
@@ -75,3 +85,46 @@ def read_meta(schema: pa.Schema, where: str) -> dict:
             raise DatasetError(f"{where}: column {name!r} has type {schema.field(name).type}, "
                                f"expected {SCHEMA.field(name).type}")
     return meta
+
+
+_INT = "an integer"
+# Metadata fields the code reads: (path, accepted types, what to say). Optional ones may be absent.
+_FIELDS = ((("base",), (dict,), "an object of base parameters", True),
+           (("setup",), (dict,), "an object", True),
+           (("setup", "name"), (str,), "a string", True),
+           (("setup", "energy"), (int, float, type(None)), "a number", False),
+           (("seed",), (int, type(None)), _INT, False),
+           (("shard",), (dict,), "an object", False),
+           (("shard", "index"), (int,), _INT, False),
+           (("shard", "events"), (int,), _INT, False),
+           (("shard", "seed"), (int, type(None)), _INT, False),
+           (("pythia_settings",), (list,), "a list of strings", False),
+           (("pythia_version",), (str,), "a string", False),
+           (("sentinel",), (dict, type(None)), "an object", False))
+
+
+def _check_fields(meta: dict, where: str, fix: str) -> None:
+    """Types of the metadata fields fastrsa reads, and the base point through BaseParams' own checks."""
+    for path, types, what, required in _FIELDS:
+        node, ok = meta, True
+        for k in path:
+            if not isinstance(node, dict) or k not in node:
+                ok = False
+                break
+            node = node[k]
+        name = ".".join(path)
+        if not ok:
+            if required:
+                raise DatasetError(f"{where}: metadata field '{name}' is missing; {fix}")
+            continue
+        if isinstance(node, bool) or not isinstance(node, types):
+            raise DatasetError(f"{where}: metadata field '{name}' = {node!r} must be {what}; {fix}")
+    base = meta["base"]
+    bad = [k for k, v in base.items() if k != "use_old_aextra" and (isinstance(v, bool) or
+                                                                     not isinstance(v, (int, float)))]
+    if bad:
+        raise DatasetError(f"{where}: metadata field 'base.{bad[0]}' = {base[bad[0]]!r} must be a number; {fix}")
+    try:
+        BaseParams.from_dict(base)
+    except (FastRSAError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{where}: metadata field 'base': {exc}; {fix}") from None

@@ -24,13 +24,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_shard(out: Path, index: int, table: pa.Table) -> Path:
-    """Write one shard (zstd Parquet) atomically; returns its path."""
+def write_shard(out: Path, index: int, table: pa.Table) -> dict:
+    """Write one shard (zstd Parquet with page checksums) atomically; returns what the manifest records
+    about it (sha256 of the file and of its metadata, rows, bytes: store/integrity.py)."""
+    from .integrity import shard_entry
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    path = Path(out) / shard_name(index)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
+    data = buf.getvalue()
+    atomic_write_bytes(Path(out) / shard_name(index), data)
+    return shard_entry(data, table.schema.metadata, table.num_rows)
 
 
 def write_manifest(out: Path, manifest: dict) -> Path:
@@ -60,13 +62,15 @@ def prepare_run_dir(out: Path, identity: dict, n_shards: int, created_by: str) -
         if not mpath.exists():
             raise DatasetError(f"{out}: is not empty and holds no fastrsa dataset; refusing to write "
                                "into it, choose a new directory")
-        have = read_manifest(mpath).get("identity", {})
+        have = read_manifest(mpath)["identity"]
         if have != identity:
             diff = sorted(k for k in set(have) | set(identity) if have.get(k) != identity.get(k))
             raise DatasetError(f"{out}: holds a different dataset (differs in {', '.join(diff)}); "
                                "choose a new directory or repeat that run's exact options to resume")
         for tmp in out.glob(TEMP_GLOB):
             tmp.unlink()        # remains of an interrupted shard; it is redone
+        from .integrity import check_for_resume
+        check_for_resume(out)   # every complete shard is what the run wrote (checksums, identity)
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_manifest(out, {"identity": identity, "n_shards": n_shards, "created_by": created_by})

@@ -17,8 +17,8 @@ def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
 
 
 @njit(parallel=True, cache=True)
-def event_log_weights(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, theta, sigma_base,
-                      log_zhead, out_lw, out_grad, out_capped):
+def event_log_weights(offsets, z, lfB, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
+                      sigma_base, log_zhead, out_lw, out_grad, out_capped):
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
     of event i whose ratio Pythia caps at zHead (not covered by the base sampling)."""
     n_events = offsets.shape[0] - 1
@@ -26,8 +26,8 @@ def event_log_weights(offsets, z, mt2, cls, lfb, lfB, table, n_breaks, sum_pt2, 
         t0 = offsets[i]
         t1 = offsets[i + 1]
         for k in range(theta.shape[0]):
-            lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], table, cls, z, mt2, lfb, lfB,
-                                                log_zhead, t0, t1, 1)
+            lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], a_base, b_base, table, h_m,
+                                                h_cls, hadron, z, lfB, log_zhead, t0, t1, 1)
             pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
             out_lw[k, i] = lw + pw
             out_grad[k, i, COL_A] = ga

@@ -99,13 +99,13 @@ class ShardHolder:
                 self.bases.append(None)
                 continue
             ds = Dataset(Path(path), meta, [Path(s) for _, s in shard_list], None)
-            fv = ds.flat()
-            h = HadronSample.from_flat(fv, ds.meta, ds.path)
+            # As Problem reads a base: particles once for the observables, trials shard by shard for the batch.
+            h = HadronSample.from_flat(ds.flat(groups=("hadrons",)), ds.meta, ds.path)
             obs = compute(h, self.names)
             self.bases.append(SimpleNamespace(
-                batch=TrialBatch.from_flat(fv, ds.base, device), obs=obs, setup=h.setup, path=str(path),
+                batch=TrialBatch.from_dataset(ds, device), obs=obs, setup=h.setup, path=str(path),
                 shards=[k for k, _ in shard_list], rows=shard_rows(ds), n=len(ds)))
-            del fv
+            del h
 
     def summary(self) -> dict:
         """Per observable (min, max, all integer) over this worker's entries; events per base; setup."""

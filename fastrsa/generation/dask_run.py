@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
 from ..progress import Progress
+from ..store.integrity import record
 from ..store.layout import TEMP_GLOB, shard_index, shard_name
 from ..store.layout import shards as list_shards
 from ..store.writer import write_shard
@@ -24,6 +26,7 @@ from .plan import RunConfig
 from .shard import ShardMaker
 from .url_store import UrlDir, is_url
 
+RECORD_EVERY = 2.0      # seconds between manifest updates with the checksums of new shards (as the pool)
 _local = threading.local()      # per worker thread: (run key, ShardMaker)
 
 
@@ -35,15 +38,15 @@ def _maker(config: RunConfig, first_index: int) -> ShardMaker:
     return held[1]
 
 
-def make_shard(config: RunConfig, out: str, i: int) -> tuple[int, int]:
+def make_shard(config: RunConfig, out: str, i: int) -> tuple[int, int, dict]:
     """The task of shard i: make it and write it atomically into directory `out` (a path every worker
-    reaches, or an fsspec URL). Returns (i, events written)."""
+    reaches, or an fsspec URL). Returns (i, events written, the manifest's entry for the shard)."""
     table = _maker(config, i).make(i)
     if is_url(out):
-        UrlDir(out).write_shard(i, table)
+        entry = UrlDir(out).write_shard(i, table)
     else:
-        write_shard(Path(out), i, table)
-    return i, table.num_rows
+        entry = write_shard(Path(out), i, table)
+    return i, table.num_rows, entry
 
 
 def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, done_events: int) -> None:
@@ -60,10 +63,12 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
                for i in todo]
     bar = Progress(config.events, done_events) if progress else None
     error = None
+    written, last_record = {}, time.monotonic()     # checksums not yet in the manifest
+    save = remote.record if remote is not None else (lambda entries: record(out, entries))
     try:
         for fut in as_completed(futures):
             try:
-                _, n = fut.result()
+                i, n, entry = fut.result()
             except KilledWorker:
                 error = ("a shard's task killed every worker that ran it (out of memory?); the complete shards "
                          "are kept: rerun to resume")
@@ -77,6 +82,10 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
             except Exception as exc:      # a crash on a worker is reported, not swallowed
                 error = f"a generation task crashed: {type(exc).__name__}: {exc}"
                 break
+            written[i] = entry
+            if time.monotonic() - last_record > RECORD_EVERY:
+                save(written)
+                written, last_record = {}, time.monotonic()
             if bar:
                 bar.update(n)
     except KeyboardInterrupt:
@@ -85,6 +94,10 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
         pending = [f for f in futures if not f.done()]
         if pending:
             client.cancel(pending)
+        try:
+            save(written)           # a shard not recorded here is verified in full on resume
+        except (KeyboardInterrupt, OSError):
+            pass
         if bar:
             bar.close()
     if error is None:                       # temporaries of workers that died mid-shard (their shards were redone)

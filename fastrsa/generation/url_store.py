@@ -62,12 +62,27 @@ class UrlDir:
         self.fs.pipe_file(tmp, data)
         self.fs.mv(tmp, f"{self.root}/{name}")
 
-    def write_shard(self, index: int, table) -> None:
-        """The shard's bytes exactly as store.writer.write_shard writes them to a local directory."""
+    def write_shard(self, index: int, table) -> dict:
+        """The shard's bytes exactly as store.writer.write_shard writes them to a local directory; returns
+        its manifest entry (checksums)."""
         with tempfile.TemporaryDirectory() as d:
             from ..store.writer import write_shard
-            path = write_shard(Path(d), index, table)
-            self.write_bytes(shard_name(index), path.read_bytes())
+            entry = write_shard(Path(d), index, table)
+            self.write_bytes(shard_name(index), (Path(d) / shard_name(index)).read_bytes())
+        return entry
+
+    def _edit_manifest(self, edit) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            local = Path(d) / MANIFEST
+            local.write_bytes(self.fs.cat_file(f"{self.root}/{MANIFEST}"))
+            edit(Path(d))
+            self.write_bytes(MANIFEST, local.read_bytes())
+
+    def record(self, entries: dict) -> None:
+        """Add the shards' checksums to the manifest, as store.integrity.record does locally."""
+        if entries:
+            from ..store.integrity import record
+            self._edit_manifest(lambda d: record(d, entries))
 
     def prepare(self, identity: dict, n_shards: int, created_by: str) -> list[int]:
         """As store.writer.prepare_run_dir: create the manifest or check the run's identity, sweep

@@ -15,3 +15,7 @@ class DatasetError(FastRSAError, ValueError):
 
 class PythiaError(FastRSAError, RuntimeError):
     """pythia8mc is missing, of an unsupported version, or its records failed the self-check."""
+
+
+class DependencyError(FastRSAError, ImportError):
+    """An optional dependency (an extra of `pip install 'fastrsa[...]'`) is not installed."""

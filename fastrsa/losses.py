@@ -184,10 +184,15 @@ def default_bins(target_values, sim_values=None, n_bins: int = 20) -> np.ndarray
     quantiles (equal target counts). The outer bins extend to -inf and +inf (nothing is dropped)."""
     y = np.asarray(target_values, np.float64)
     allv = y if sim_values is None else np.concatenate([y, np.asarray(sim_values, np.float64)])
-    if np.all(allv == np.round(allv)) and allv.max() - allv.min() <= 200:
-        return np.arange(allv.min(), allv.max() + 1) + 0.5
-    edges = np.unique(np.quantile(y, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    return edges
+    return bins_from_range(y, allv.min(), allv.max(), bool(np.all(allv == np.round(allv))), n_bins)
+
+
+def bins_from_range(target_values, lo: float, hi: float, integer: bool, n_bins: int = 20) -> np.ndarray:
+    """`default_bins` from the target's values and only the range [lo, hi] and integrality of both samples
+    together (what a distributed fit gathers from its workers instead of the simulated values)."""
+    if integer and hi - lo <= 200:
+        return np.arange(lo, hi + 1) + 0.5
+    return np.unique(np.quantile(np.asarray(target_values, np.float64), np.linspace(0, 1, n_bins + 1)[1:-1]))
 
 
 class PseudoChi2(torch.nn.Module):
@@ -235,7 +240,11 @@ class PseudoChi2(torch.nn.Module):
         return s, vs, t, vt
 
     def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None) -> torch.Tensor:
-        s, vs, t, vt = self.histograms(sim_weights, target_weights)
+        return self.from_histograms(*self.histograms(sim_weights, target_weights))
+
+    @staticmethod
+    def from_histograms(s, vs, t, vt) -> torch.Tensor:
+        """chi2 [...] from the normalized histograms and their variances [..., bins] (the formula above)."""
         var = vs + vt
         # A bin can hold entries whose weights are all zero at this point; it then says nothing.
         terms = torch.where(var > 0, (s - t) ** 2 / torch.where(var > 0, var, 1.0), 0.0)

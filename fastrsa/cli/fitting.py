@@ -212,6 +212,8 @@ def _cmd_fit(args) -> int:
     out = out_dir(args.out, "fit", args.overwrite)
     if "lambda" in [p.strip() for p in args.params.split(",")]:
         return _cmd_fit_shower(args, out)
+    if args.dask:
+        return _cmd_fit_dask(args, out)
     problem = _problem(args)
     result = run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
                      lr=args.lr, redraw=args.redraw, replicas=args.replicas, seed=args.seed,
@@ -224,6 +226,48 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _check_dask_args(args) -> None:
+    """What a fit on a Dask cluster supports, checked before the cluster is started."""
+    from ..cluster import parse_spec, require_dask
+    from ..fit.distributed import SUPPORTED_LOSSES
+    require_dask()
+    parse_spec(args.dask)
+    if args.loss not in SUPPORTED_LOSSES:
+        raise ParameterError(f"--loss {args.loss}: not available with --dask (it projects all events together); use "
+                             "--loss chi2 (exact) or --loss w1 (on a grid of target quantiles, --w1-grid)")
+    if args.w1_grid < 2:
+        raise ParameterError(f"--w1-grid {args.w1_grid}: must be at least 2 (default 1000)")
+    if getattr(args, "data", None) or args.target is None:
+        raise ParameterError("--dask: needs a target sample (--target); fit measurements (--data) without --dask")
+    if getattr(args, "validate_events", 0):
+        raise ParameterError("--validate-events: only without --dask (it goes with --data)")
+
+
+def _dask_problem(args, client):
+    from ..fit.distributed import DistributedProblem
+    return DistributedProblem(args.base, args.target, client, args.observables, args.loss, device=args.device,
+                              grid=args.w1_grid)
+
+
+def _cmd_fit_dask(args, out) -> int:
+    """fit --dask: the bases' events stay on the workers; per step only per-bin sums come back."""
+    from ..cluster import dask_client
+    _check_dask_args(args)
+    if "lambda" in [p.strip() for p in args.params.split(",")]:
+        raise ParameterError("--params lambda: the shower fit runs in one process; leave out --dask")
+    with dask_client(args.dask) as client:
+        problem = _dask_problem(args, client)
+        try:
+            run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
+                    lr=args.lr, replicas=args.replicas, seed=args.seed, progress=not args.quiet, plots=False)
+            t, w = problem.traffic, len(problem.workers)
+            print(f"dask: {w} workers; per point and worker {t['sent'] / t['points'] / w:.0f} bytes out, "
+                  f"{t['received'] / t['points'] / w:.0f} bytes back (independent of the number of events)")
+        finally:
+            problem.close()
+    return 0
+
+
 def _cmd_landscape(args) -> int:
     _check_counts(args)
     a_range = floats(args.a_range, 2, "--a-range")
@@ -232,7 +276,19 @@ def _cmd_landscape(args) -> int:
     truth = floats(args.truth, 2, "--truth") if args.truth else None
     if args.grid < 2:
         raise ParameterError(f"--grid {args.grid}: need at least 2 points per axis")
+    if args.dask:
+        _check_dask_args(args)
     out = out_dir(args.out, "landscape", args.overwrite)
+    if args.dask:
+        from ..cluster import dask_client
+        with dask_client(args.dask) as client:
+            problem = _dask_problem(args, client)
+            try:
+                run_landscape(problem, out, a_range=a_range, b_range=b_range, grid=args.grid, sigma=args.sigma,
+                              result=result, truth=truth, progress=not args.quiet, plots=not args.no_plots)
+            finally:
+                problem.close()
+        return 0
     problem = _problem(args)
     run_landscape(problem, out, a_range=a_range, b_range=b_range, grid=args.grid, sigma=args.sigma,
                   result=result, truth=truth, progress=not args.quiet, plots=not args.no_plots)
@@ -315,6 +371,17 @@ def _fit_args(p, replicas: int):
                    help="bootstrap replicas (of the loss gradient for the sandwich covariance)")
 
 
+def _dask_arg(p, command: str) -> None:
+    p.add_argument("--dask", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                   help=f"{command} with the bases' events held by the workers of a Dask cluster (local, local:N or a "
+                        "scheduler's address); each step brings back only per-bin sums. --loss chi2 (exact) or w1 "
+                        "(on a grid, --w1-grid); " + ("no figures; " if command == "fit" else "") +
+                        "needs pip install 'fastrsa[dask]' (docs/distributed.md)")
+    p.add_argument("--w1-grid", type=int, default=1000, metavar="G",
+                   help="--dask --loss w1: the CDFs are compared at G+1 target quantiles and G+1 equidistant points "
+                        "(every integer for integer-valued observables, then exact); measured error in docs/distributed.md")
+
+
 def register(sub) -> None:
     f = add_command(sub, "fit", "fit a, b (and sigma) to a target by gradient descent on reweighted bases",
                     "fastrsa fit --base base --target target --observables multiplicity,shapes --out fit",
@@ -332,6 +399,7 @@ def register(sub) -> None:
     f.add_argument("--jobs", type=int, default=1, help="generation processes for --validate-events")
     f.add_argument("--order", type=int, default=None,
                    help="--params lambda: Taylor order used to move the showers (default: every order stored)")
+    _dask_arg(f, "fit")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     add_overwrite(f)
     f.set_defaults(func=_cmd_fit)
@@ -345,6 +413,7 @@ def register(sub) -> None:
     land.add_argument("--sigma", type=float, default=None, help="sigma_pT [GeV] (default: the first base's)")
     land.add_argument("--result", default=None, metavar="JSON", help="a fit's result.json: draw its path and ellipses")
     land.add_argument("--truth", default=None, metavar="A,B", help="a point to mark (e.g. the pseudo-data's)")
+    _dask_arg(land, "landscape")
     land.add_argument("--out", required=True, metavar="DIR", help="directory for landscape.json and figures")
     add_overwrite(land)
     land.set_defaults(func=_cmd_landscape)

@@ -20,8 +20,11 @@ def _cmd_generate(args) -> int:
     ds = generate(args.out, events=args.events, a=args.a, b=args.b, sigma=args.sigma, z_head=args.zhead,
                   energy=args.energy, seed=args.seed, jobs=args.jobs, setup=args.setup,
                   shard_events=args.shard_events, progress=not args.quiet, cmnd=args.cmnd,
-                  settings=args.set or ())
-    print(f"{ds.path}: {len(ds)} events in {len(ds.shards)} shards")
+                  settings=args.set or (), dask=args.dask)
+    if ds is None:          # written to a URL
+        print(f"{args.out}: {args.events} events complete")
+    else:
+        print(f"{ds.path}: {len(ds)} events in {len(ds.shards)} shards")
     return 0
 
 
@@ -113,6 +116,11 @@ def register(sub) -> None:
                         "whole configuration")
     g.add_argument("--seed", type=int, default=1, help="run seed (each shard's seed derives from it)")
     g.add_argument("--jobs", type=int, default=1, help="parallel worker processes (at most one per core is started)")
+    g.add_argument("--dask", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                   help="make the shards as tasks of a Dask cluster instead of --jobs processes: local (one "
+                        "worker per core), local:N, or a running scheduler's address; OUT must be a path every "
+                        "worker reaches, or an fsspec URL (s3://...) they are configured for. Needs pip install "
+                        "'fastrsa[dask]'; shards are byte-identical to a local run's (docs/distributed.md)")
     g.add_argument("--shard-events", type=int, default=None,
                    help="events per shard (default: events / 8, at most 10000; never dependent on --jobs)")
     add_quiet(g)

@@ -33,14 +33,28 @@ def cmnd_settings(cmnd=None, settings=()) -> list[tuple[str, str]]:
 def generate(out, events: int = 10000, a: float | None = None, b: float | None = None,
              sigma: float | None = None, z_head: float = 10.0, energy: float | None = None, seed: int = 1,
              jobs: int = 1, setup: str | None = None, shard_events: int | None = None, progress: bool = True,
-             cmnd=None, settings=()) -> Dataset:
-    """Generate (or resume) a dataset in directory `out`; returns the opened Dataset.
+             cmnd=None, settings=(), dask=None) -> Dataset | None:
+    """Generate (or resume) a dataset in directory `out`; returns the opened Dataset (None for a URL).
 
     Built-in setups (`setup` "string", the default, or "ee") take the base point from a, b, sigma (the
     RSA paper's point when left out). Your own configuration (`cmnd` a .cmnd file and/or `settings`, a
     list of 'Key = value' strings applied after it; `setup` None or "cmnd") takes everything from
     Pythia: a, b, sigma and energy cannot be given with it (set StringZ:aLund etc. in the configuration).
+
+    `dask`: make the shards as tasks of a Dask cluster instead of `jobs` local processes: "local",
+    "local:N", a scheduler address "tcp://host:port", or a `distributed.Client` (see fastrsa.cluster).
+    `out` must then be a path every worker reaches (a shared filesystem; file:// URLs are paths), or an
+    fsspec URL (s3://..., configured on every worker; then nothing is returned: open the dataset where
+    it is mounted). The shards are byte-identical to a local run's.
     """
+    from .url_store import UrlDir, is_url
+    remote = UrlDir(str(out)) if is_url(out) else None
+    if remote is not None and dask is None:
+        raise ParameterError(f"out = {str(out)!r}: a URL is written by the workers of a Dask cluster; add dask "
+                             "(--dask local or a scheduler address), or write to a path")
+    out = out if remote is not None else _local_path(out)
+    if dask is not None:
+        _check_dask(dask, jobs)
     own = cmnd is not None or bool(settings) or setup == "cmnd"
     if own:
         if setup not in (None, "cmnd"):
@@ -71,6 +85,8 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
     else:
         base = BaseParams(a=a, b=b, sigma=sigma, z_head=z_head)
     config = RunConfig(int(events), base, st, int(seed), int(shard_events))
+    if remote is not None:
+        return _generate_url(remote, config, dask, progress)
     out = Path(out)
     fresh = not out.exists()
     todo = prepare_output(out, config)
@@ -78,11 +94,54 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
         sum(config.shard_size(i) for i in todo)
     if todo:
         try:
-            run_jobs(out, config, todo, jobs, progress, done_events)
+            if dask is None:
+                run_jobs(out, config, todo, jobs, progress, done_events)
+            else:
+                from ..cluster import dask_client
+                from .dask_run import run_dask
+                with dask_client(dask) as client:
+                    run_dask(out, config, todo, client, progress, done_events)
         except BaseException:
             _forget_if_empty(out, fresh)
             raise
     return open_dataset(out)
+
+
+def _generate_url(remote, config: RunConfig, dask, progress: bool) -> None:
+    """The run at an fsspec URL: manifest and resume through fsspec, shards written by the workers."""
+    from .. import __version__
+    from ..cluster import dask_client
+    from .dask_run import run_dask
+    todo = remote.prepare(config.identity(), config.n_shards, f"fastrsa {__version__}")
+    done_events = config.events - sum(config.shard_size(i) for i in todo)
+    if todo:
+        with dask_client(dask) as client:
+            run_dask(remote.url, config, todo, client, progress, done_events)
+    return None
+
+
+def _local_path(out):
+    """`out` as a path: a plain path, or a file:// URL (a directory every Dask worker reaches when it lies
+    on a shared filesystem). Other URL schemes are refused with the way round them."""
+    text = str(out)
+    if text.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+        u = urlparse(text)
+        if u.netloc not in ("", "localhost"):
+            raise ParameterError(f"out = {text!r}: a file:// URL names a path on this machine (file:///path)")
+        return Path(unquote(u.path))
+    return Path(out)
+
+
+def _check_dask(dask, jobs) -> None:
+    """--dask is checked (value, installation) before Pythia or the output directory are touched."""
+    from ..cluster import parse_spec, require_dask
+    distributed = require_dask()
+    if not isinstance(dask, distributed.Client):
+        parse_spec(dask)
+    if jobs != 1:
+        raise ParameterError(f"jobs = {jobs}: the local pool's size; with dask the cluster's workers make the "
+                             "shards: leave jobs at 1 (size the cluster instead, e.g. local:N)")
 
 
 def _forget_if_empty(out: Path, fresh: bool) -> None:

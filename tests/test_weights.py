@@ -292,3 +292,23 @@ def test_z_samplings_group_trials_and_stay_exact_when_the_grouping_assumption_fa
         ref = event_weight(theta, string_ds.base, fv["z"][t0:t1], fv["fprel"][t0:t1], mt2[t0:t1],
                            fv["id_old"][t0:t1], fv["id_new"][t0:t1], fv["pt2"][b0:b1])
         assert math.exp(lw[i]) == pytest.approx(ref, rel=1e-10)
+
+
+def test_stale_numba_cache_is_dropped_when_the_inlined_math_changes():
+    """numba keys the CPU kernels' disk cache on kernels/cpu.py alone; an edit of lund.py or flavmath.py must
+    not leave a stale compiled kernel (the digest of those sources sits beside the cache)."""
+    from pathlib import Path
+
+    from fastrsa.hadronization.kernels import cpu
+    cache = Path(cpu.__file__).parent / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    fake = cache / "cpu.stale_kernel-1.py311.nbi"
+    stamp = cache / "cpu.inlined-sources.sha256"
+    fake.write_bytes(b"stale")
+    stamp.write_text("digest of other sources")
+    cpu._drop_stale_cache()
+    assert not fake.exists() and stamp.read_text() != "digest of other sources"
+    fake.write_bytes(b"fresh")          # same sources: the cache is kept
+    cpu._drop_stale_cache()
+    assert fake.exists()
+    fake.unlink()

@@ -1,7 +1,38 @@
-"""numba CPU kernels: parallel over events (prange), compiled once and cached on disk."""
+"""numba CPU kernels: parallel over events (prange), compiled once and cached on disk.
+
+numba keys its on-disk cache on this file alone, not on the modules whose functions it inlines
+(lund.py, flavmath.py), so an edit there would leave a stale compiled kernel. `_drop_stale_cache` keeps
+a digest of those sources beside the cache and removes the cache files when it changes."""
+import hashlib
 import math
+import os
+from pathlib import Path
 
 from numba import njit, prange
+
+_INLINED = ("lund.py", "flavmath.py")
+
+
+def _drop_stale_cache() -> None:
+    here = Path(__file__)
+    digest = hashlib.sha256(b"".join((here.parent.parent / f).read_bytes() for f in _INLINED)).hexdigest()
+    dirs = [here.parent / "__pycache__"]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        dirs.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    for d in dirs:
+        stamp = d / f"{here.stem}.inlined-sources.sha256"
+        try:
+            if stamp.exists() and stamp.read_text() == digest:
+                continue
+            for f in d.rglob(f"{here.stem}.*.nb[ic]"):
+                f.unlink(missing_ok=True)
+            if d.is_dir():
+                stamp.write_text(digest)
+        except OSError:         # a read-only install: numba then caches elsewhere or not at all
+            pass
+
+
+_drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, base_log_f, pt_log_weight, strided_trial_sums

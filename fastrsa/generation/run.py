@@ -33,14 +33,19 @@ def cmnd_settings(cmnd=None, settings=()) -> list[tuple[str, str]]:
 def generate(out, events: int = 10000, a: float | None = None, b: float | None = None,
              sigma: float | None = None, z_head: float = 10.0, energy: float | None = None, seed: int = 1,
              jobs: int = 1, setup: str | None = None, shard_events: int | None = None, progress: bool = True,
-             cmnd=None, settings=()) -> Dataset:
+             cmnd=None, settings=(), lam: float | None = None, orders: int | None = None) -> Dataset:
     """Generate (or resume) a dataset in directory `out`; returns the opened Dataset.
 
     Built-in setups (`setup` "string", the default, or "ee") take the base point from a, b, sigma (the
     RSA paper's point when left out). Your own configuration (`cmnd` a .cmnd file and/or `settings`, a
     list of 'Key = value' strings applied after it; `setup` None or "cmnd") takes everything from
     Pythia: a, b, sigma and energy cannot be given with it (set StringZ:aLund etc. in the configuration).
+    The "dqcd" setup showers with `fastrsa.shower` at Lambda = `lam` (default 0.4 GeV; Taylor `orders`,
+    default 3) and hadronizes the partons with Pythia (generation/dqcd.py, docs/shower.md).
     """
+    if setup != "dqcd" and (lam is not None or orders is not None):
+        raise ParameterError(f"lambda = {lam!r} / orders = {orders!r} belong to the dqcd setup (the parton shower); "
+                             "add --setup dqcd or leave them out")
     own = cmnd is not None or bool(settings) or setup == "cmnd"
     if own:
         if setup not in (None, "cmnd"):
@@ -61,7 +66,11 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
     else:
         a, b, sigma = (PAPER_BASE[k] if v is None else v for k, v in (("a", a), ("b", b), ("sigma", sigma)))
         validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events)
-        st = make_setup(setup or "string", energy)
+        shower = None
+        if setup == "dqcd":
+            from .dqcd import DEFAULT_LAMBDA, DEFAULT_ORDERS, shower_params
+            shower = shower_params(DEFAULT_LAMBDA if lam is None else lam, DEFAULT_ORDERS if orders is None else orders)
+        st = make_setup(setup or "string", energy, shower=shower)
     p8 = import_pythia()        # fail here, before anything is written, when Pythia is unusable
     if shard_events is None:
         shard_events = default_shard_events(events)

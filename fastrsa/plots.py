@@ -262,3 +262,35 @@ def plot_event_displays(sample, delta: float, n_events: int, stem, orders=(1, 2,
     fig.suptitle(f"Lambda = {sample.lam} GeV moved by {delta:+g} GeV", fontsize=10)
     fig.tight_layout()
     return _save(fig, stem)
+
+
+def plot_joint_correlation(result: dict, stem, truth: dict | None = None) -> list[str]:
+    """Joint fit: 68% / 95% ellipses of Lambda against each free Lund parameter (marginal 2D covariance), the
+    optimizer's path, the fitted point and (when given) the truth; the correlation in each panel's title."""
+    plt = _plt()
+    free = list(result["free"])
+    others = [n for n in free if n != "lambda"]
+    if "lambda" not in free or not others:
+        return []
+    cov = np.asarray([[np.nan if v is None else v for v in row] for row in result["cov"]], np.float64)
+    names = list(result.get("names") or [k for k in ("lambda", "a", "b", "sigma")])
+    path = np.asarray([h["theta"] for h in result["history"]])
+    fig, axes = plt.subplots(1, len(others), figsize=(4.6 * len(others), 4), squeeze=False)
+    i = free.index("lambda")
+    for ax, n in zip(axes[0], others):
+        j = free.index(n)
+        mean = [result["lambda"], result[n]]
+        sub = cov[np.ix_([i, j], [i, j])]
+        if np.all(np.isfinite(sub)):
+            _ellipses(ax, mean, sub, "C0", "fit")
+            rho = sub[0, 1] / np.sqrt(sub[0, 0] * sub[1, 1])
+            ax.set_title(f"corr(Lambda, {n}) = {rho:+.2f}")
+        ax.plot(path[:, names.index("lambda")], path[:, names.index(n)], ".-", color="0.6", ms=2, lw=0.6,
+                label="path")
+        ax.plot(*mean, "+", color="C0", ms=10)
+        if truth is not None:
+            ax.plot(truth["lambda"], truth[n], "*", color="k", ms=12, label="truth")
+        ax.set_xlabel("Lambda [GeV]")
+        ax.set_ylabel(n)
+        ax.legend(fontsize=7)
+    return _save(fig, stem)

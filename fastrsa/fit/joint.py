@@ -81,10 +81,12 @@ class JointProblem(Problem):
 
     hessian_rel_step = 0.01
 
-    def __init__(self, base, target, observables="thrust_all,charged_multiplicity_all", loss: str = "w1",
+    def __init__(self, base, target=None, observables="thrust_all,charged_multiplicity_all", loss: str = "w1",
                  work=None, step: float = DEFAULT_STEP, cells: int = DEFAULT_CELLS, order: int = 3,
                  n_projections: int = 128, seed: int = 0, device="cpu", backend: str = "auto",
-                 progress: bool = True, interpolation: str = "regression"):
+                 progress: bool = True, interpolation: str = "regression", data=None):
+        """`target`: pseudo-data (a sample) compared by `loss`, or `data`: measurements (as `Problem`, the chi2 with
+        the data's errors and the weighted samples' statistical variance)."""
         if interpolation not in ("regression", "piecewise"):
             raise ParameterError(f"interpolation = {interpolation!r}; use 'regression' or 'piecewise'")
         self.interpolation = interpolation
@@ -98,7 +100,7 @@ class JointProblem(Problem):
             raise ParameterError(f"order = {order}: the base stores Taylor orders 1..{sh['orders']}")
         work = Path(work) if work is not None else Path(base).parent / (Path(base).name + "_moved")
         paths, deltas, self.reports = grid_samples(base, work, step, cells, order, progress)
-        super().__init__(paths, target, observables, loss, n_projections, seed, device, backend=backend)
+        super().__init__(paths, target, observables, loss, n_projections, seed, device, backend=backend, data=data)
         self.lam0 = float(sh["lambda"])
         self.step = float(step)
         self.lams = [self.lam0 + d for d in deltas]
@@ -140,15 +142,19 @@ class JointProblem(Problem):
                          "interpolation": self.interpolation, "moved": [r for r in self.reports[1:]],
                          "events_used": len(self.common), "events_left_out": self.n_left_out},
                 "target": None if self.target is None else {"path": str(self.target.path), "events": len(self.target)},
+                "data": [{"name": d.name, "observable": d.observable, "statistic": d.statistic,
+                          "skipped_bins": d.skipped} for d in self.data],
                 "observables": self.names, "loss": self.loss_kind,
                 "model": "mixture of the two moved, re-hadronized samples around Lambda (linear in Lambda), each "
                          "event weighted by its Lund weight and its structure weight (docs/shower.md)"}
 
     def describe(self) -> str:
+        target = (f"target: {self.target.path} ({len(self.target)} events)" if self.target is not None else
+                  "data: " + ", ".join(d.name for d in self.data))
         return (f"base: {self.sizes[0]} dqcd events at Lambda = {self.lam0} GeV; grid of moved samples at "
                 + ", ".join(f"{x:.4g}" for x in self.lams) + f" GeV (order {self.order}); {self.n_left_out} events "
                 "left out (an unphysical moved parton in some grid sample)\n"
-                f"target: {self.target.path} ({len(self.target)} events)\nobservables: {', '.join(self.names)}; "
+                f"{target}\nobservables: {', '.join(self.names)}; "
                 f"loss: {self.loss_kind}")
 
     def shares(self, lam: torch.Tensor) -> torch.Tensor:
@@ -171,9 +177,16 @@ class JointProblem(Problem):
         return out.scatter_add(1, (k + 1)[:, None], t[:, None])
 
     def log_weights(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        # remembered for `mixture(lws)`, the two-argument form that Problem's helpers (evaluate_data) call
+        self._last_shares = self.shares(theta[..., self.lam_col].reshape(-1)).detach()
         lund = theta[..., self.lund_cols]
         return [lund_log_weights(batch, lund, backend=self.backend) + s
                 for batch, s in zip(self.batches, self.struct_lw)]
+
+    def mixture(self, lws: list, base_mult=None):
+        """Problem's interface: (p, shares, N_eff/N) at the point of the last `log_weights` call."""
+        p, neff = self.joint_mixture(lws, self._last_shares, base_mult)
+        return p, self._last_shares, neff
 
     def joint_mixture(self, lws: list, shares: torch.Tensor, base_mult=None):
         """Event weights p [K, N_total] (rows sum to 1), and N_eff/N per sample [K, B]."""
@@ -227,6 +240,8 @@ class JointProblem(Problem):
         g = torch.Generator().manual_seed(seed)
         m = torch.poisson(torch.ones(n, self.n_base, dtype=torch.float64), generator=g)
         base = [m[:, torch.as_tensor(ev, dtype=torch.long)].to(self.device) for ev in self.events]
+        if self.target is None:
+            return base, None
         tgt = torch.poisson(torch.ones(n, len(self.target), dtype=torch.float64), generator=g).to(self.device)
         return base, tgt
 
@@ -236,7 +251,7 @@ class JointProblem(Problem):
         out = []
         for s in range(0, replicas, chunk):
             n = min(chunk, replicas - s)
-            ev = self.loss_and_grad(th.repeat(n, 1), [m[s:s + n] for m in bm], tm[s:s + n])
+            ev = self.loss_and_grad(th.repeat(n, 1), [m[s:s + n] for m in bm], None if tm is None else tm[s:s + n])
             out.append(ev.grad.cpu().numpy()[:, idx])
         return np.concatenate(out)
 

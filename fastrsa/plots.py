@@ -294,3 +294,44 @@ def plot_joint_correlation(result: dict, stem, truth: dict | None = None) -> lis
         ax.set_ylabel(n)
         ax.legend(fontsize=7)
     return _save(fig, stem)
+
+
+def plot_moved_vs_data(target, top: dict, ratios: dict, stem, chi2: dict | None = None) -> list[str]:
+    """The EventMover Fig. 3 analogue for one measurement. top: label -> (s [B], sd [B]) drawn over the data
+    (the used bins of `target`, a fit.measured.DataTarget); ratios: order -> {label: (moved s, control s)}, one
+    ratio panel per order (moved / control); chi2: label -> chi2 to the data, named in the legend."""
+    plt = _plt()
+    m = target.measurement
+    skipped = set(target.skipped)
+    used = np.array([f"{lo:g}-{hi:g}" not in skipped for lo, hi in zip(m.lo, m.hi)])
+    lo, hi = m.lo[used], m.hi[used]
+    edges = np.append(lo, hi[-1])
+    x = 0.5 * (lo + hi)
+    d, em, ep = m.values[used], m.err_minus[used], m.err_plus[used]
+    n = len(ratios)
+    fig, axes = plt.subplots(1 + n, 1, figsize=(6.4, 4.2 + 1.3 * n), sharex=True,
+                             gridspec_kw={"height_ratios": [3] + [1] * n})
+    ax = axes[0]
+    ax.errorbar(x, d, yerr=[em, ep], xerr=0.5 * (hi - lo), fmt="o", color="k", ms=3, label="ALEPH", zorder=5)
+    colors = {}
+    for k, (label, (s, sd)) in enumerate(top.items()):
+        c = colors.setdefault(label, f"C{k}")
+        name = label + (f" ($\\chi^2$/ndf = {chi2[label]:.0f}/{len(d)})" if chi2 and label in chi2 else "")
+        ls = "--" if "moved" in label else "-"
+        ax.stairs(np.asarray(s), edges, color=c, ls=ls, label=name)
+    if np.all(d > 0) and d.max() / d.min() > 50:
+        ax.set_yscale("log")
+    ax.set_ylabel(m.y_label or target.statistic)
+    ax.set_title(m.title or m.path, fontsize=9)
+    ax.legend(fontsize=6)
+    for rx, (order, curves) in zip(axes[1:], ratios.items()):
+        for k, (label, (s, c)) in enumerate(curves.items()):
+            r = np.divide(s, c, out=np.full(len(s), np.nan), where=np.asarray(c) > 0)
+            rx.stairs(r, edges, color=f"C{k + len(top)}", label=label)
+        rx.axhline(1.0, color="gray", lw=0.8)
+        rx.set_ylim(0.7, 1.3)
+        rx.set_ylabel(f"order {order}\nmoved/ctrl", fontsize=7)
+        rx.legend(fontsize=5, ncol=3)
+    axes[-1].set_xlabel(m.x_label or target.observable)
+    fig.tight_layout()
+    return _save(fig, stem)

@@ -86,10 +86,10 @@ def test_dqcd_records_reproduce_pythia_insitu_weights(dqcd):
 def test_dqcd_dataset_holds_partons_beside_hadrons(dqcd):
     from fastrsa.shower import generate
     from fastrsa.shower.dataset import open_shower
-    s = open_shower(dqcd.path)
-    direct = generate(N, 0.4, seed=11, orders=3)       # the same shower events, straight from the shower
+    s = open_shower(dqcd.shards[0])
+    direct = generate(N // 2, 0.4, seed=11, orders=3)  # the first shard's shower events, straight from the shower
     # (other batch sizes round differently: ~1e-12 in p, ~1e-10 GeV in the third-order coefficients)
-    assert s.orders == 3 and s.lam == 0.4 and s.n_events == N
+    assert s.orders == 3 and s.lam == 0.4 and s.n_events == N // 2 and open_shower(dqcd.path).n_events == N
     torch.testing.assert_close(s.p, direct.p, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(s.coeffs, direct.coeffs, rtol=1e-9, atol=1e-8)
     torch.testing.assert_close(s.log_rate_derivs, direct.log_rate_derivs, rtol=1e-12, atol=1e-12)
@@ -205,7 +205,7 @@ def test_joint_fit_closes(dqcd, tmp_path):
     from fastrsa.observables import compute
     from fastrsa.store.hadrons import load_hadrons
     truth = np.array([0.45, 0.68, 0.98])
-    generate(tmp_path / "target", events=N, setup="dqcd", lam=0.45, a=0.68, b=0.98, orders=0, seed=11, jobs=2,
+    generate(tmp_path / "target", events=N, setup="dqcd", lam=0.45, a=0.68, b=0.98, orders=0, seed=11, jobs=1,
              shard_events=N // 2, progress=False)
     rc = main(["fit", "--base", str(dqcd.path), "--target", str(tmp_path / "target"), "--params", "lambda,a,b",
                "--observables", "thrust_all,charged_multiplicity_all", "--loss", "w1", "--lambda-cells", "3",
@@ -226,7 +226,7 @@ def test_joint_fit_closes(dqcd, tmp_path):
     assert (tmp_path / "fit" / "correlation.png").exists()
     # events generated directly at the fitted point reproduce the pseudo-data (independent seed)
     generate(tmp_path / "check", events=N, setup="dqcd", lam=round(res["lambda"], 6), a=round(res["a"], 6),
-             b=round(res["b"], 6), orders=0, seed=13, jobs=2, shard_events=N // 2, progress=False)
+             b=round(res["b"], 6), orders=0, seed=13, jobs=1, shard_events=N, progress=False)
     names = ["thrust_all", "charged_multiplicity_all"]
     o1 = compute(load_hadrons(tmp_path / "target"), names)
     o2 = compute(load_hadrons(tmp_path / "check"), names)

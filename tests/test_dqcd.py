@@ -236,3 +236,21 @@ def test_joint_fit_closes(dqcd, tmp_path):
         edges[0], edges[-1] = -np.inf, np.inf
         table = np.stack([np.histogram(x, edges)[0], np.histogram(y, edges)[0]])
         assert stats.chi2_contingency(table)[1] > P_MIN, n
+
+
+@pytest.mark.parametrize("interpolation,degree", [("regression", 1), ("quadratic", 2), ("piecewise", 1)])
+def test_joint_shares_interpolate_exactly_and_differentiate(interpolation, degree):
+    """The grid samples' shares c_k(Lambda) reproduce polynomials of their degree exactly, sum to 1 and have
+    the derivative autograd gives (gradcheck)."""
+    from fastrsa.fit.joint import JointProblem
+    pr = JointProblem.__new__(JointProblem)
+    pr.lam0, pr.step, pr.interpolation = 0.4, 0.025, interpolation
+    pr.lams = [0.4 + 0.025 * k for k in range(5)]
+    lam = torch.tensor([0.4, 0.4137, 0.45, 0.4999], dtype=torch.float64)
+    c = pr.shares(lam)
+    torch.testing.assert_close(c.sum(1), torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-12)
+    L = torch.tensor(pr.lams, dtype=torch.float64)
+    poly = (lambda x: 1 + 3 * x) if degree == 1 else (lambda x: 1 + 3 * x - 7 * x ** 2)
+    torch.testing.assert_close(c @ poly(L), poly(lam), rtol=0, atol=1e-12)
+    inside = torch.tensor([0.4137, 0.4612], dtype=torch.float64, requires_grad=True)    # off the nodes (kinks)
+    assert torch.autograd.gradcheck(lambda x: pr.shares(x), (inside,))

@@ -215,7 +215,8 @@ def _cmd_fit_joint(args, out) -> int:
                            step=DEFAULT_STEP if args.lambda_step is None else args.lambda_step,
                            cells=DEFAULT_CELLS if args.lambda_cells is None else args.lambda_cells,
                            order=3 if args.order is None else args.order, n_projections=args.projections,
-                           seed=args.seed, device=args.device, progress=not args.quiet)
+                           seed=args.seed, device=args.device, progress=not args.quiet,
+                           interpolation=args.lambda_interpolation)
     start = None
     if args.start is not None:
         start = floats(args.start, len(problem.space), "--start (lambda,a,b,sigma)")
@@ -370,6 +371,8 @@ def register(sub) -> None:
                    help="joint fit: spacing of the grid of moved, re-hadronized samples in Lambda [GeV] (default 0.025)")
     f.add_argument("--lambda-cells", type=int, default=None,
                    help="joint fit: number of grid cells above the base's Lambda (default 4)")
+    f.add_argument("--lambda-interpolation", choices=("regression", "quadratic", "piecewise"), default="regression",
+                   help="joint fit: how the grid samples' distributions are interpolated in Lambda (docs/shower.md)")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     add_overwrite(f)
     f.set_defaults(func=_cmd_fit)

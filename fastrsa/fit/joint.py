@@ -87,8 +87,10 @@ class JointProblem(Problem):
                  progress: bool = True, interpolation: str = "regression", data=None):
         """`target`: pseudo-data (a sample) compared by `loss`, or `data`: measurements (as `Problem`, the chi2 with
         the data's errors and the weighted samples' statistical variance)."""
-        if interpolation not in ("regression", "piecewise"):
-            raise ParameterError(f"interpolation = {interpolation!r}; use 'regression' or 'piecewise'")
+        if interpolation not in ("regression", "quadratic", "piecewise"):
+            raise ParameterError(f"interpolation = {interpolation!r}; use 'regression', 'quadratic' or 'piecewise'")
+        if interpolation == "quadratic" and cells < 2:
+            raise ParameterError("interpolation = 'quadratic' needs cells >= 2 (three grid samples)")
         self.interpolation = interpolation
         from ..store.dataset import open_dataset
         b = open_dataset(base)
@@ -162,13 +164,18 @@ class JointProblem(Problem):
 
         "regression" (default): the least-squares straight line in Lambda through all B grid distributions,
         share_k = 1/B + (lam - mean) (Lambda_k - mean) / sum_j (Lambda_j - mean)^2 (shares may be negative:
-        a signed mixture); its slope averages the noise of every grid sample. "piecewise": the two samples
+        a signed mixture); its slope averages the noise of every grid sample. "quadratic": the least-squares
+        parabola (needs B >= 3). "piecewise": the two samples
         around lam with shares (1 - t, t) (noisier: a kink at every node)."""
         B = len(self.lams)
         L = torch.tensor(self.lams, dtype=lam.dtype, device=lam.device)
-        if self.interpolation == "regression":
-            c = L - L.mean()
-            return 1.0 / B + (lam[:, None] - L.mean()) * c[None, :] / (c * c).sum()
+        if self.interpolation in ("regression", "quadratic"):
+            deg = 1 if self.interpolation == "regression" else 2
+            scale = (L.max() - L.min()) / 2
+            u, v = (L - L.mean()) / scale, (lam - L.mean()) / scale
+            X = torch.stack([u ** j for j in range(deg + 1)], 1)                     # [B, deg+1]
+            x = torch.stack([v ** j for j in range(deg + 1)], 1)                     # [K, deg+1]
+            return x @ torch.linalg.solve(X.T @ X, X.T)                              # [K, B] hat-matrix rows
         u = (lam - self.lam0) / self.step
         k = torch.clamp(torch.floor(u.detach()), 0, B - 2).long()
         t = u - k.to(u.dtype)

@@ -371,7 +371,7 @@ def register(sub) -> None:
                    help="joint fit: spacing of the grid of moved, re-hadronized samples in Lambda [GeV] (default 0.025)")
     f.add_argument("--lambda-cells", type=int, default=None,
                    help="joint fit: number of grid cells above the base's Lambda (default 4)")
-    f.add_argument("--lambda-interpolation", choices=("regression", "quadratic", "piecewise"), default="regression",
+    f.add_argument("--lambda-interpolation", choices=("regression", "quadratic", "piecewise"), default="quadratic",
                    help="joint fit: how the grid samples' distributions are interpolated in Lambda (docs/shower.md)")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     add_overwrite(f)

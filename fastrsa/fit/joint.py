@@ -8,16 +8,17 @@ The modelling choice here: **a Lambda grid of moved, re-hadronized samples, inte
   k = 0..K, and each moved sample is hadronized by Pythia with every event's own hadronization seed
   (`generation.dqcd.hadronize_moved`); each carries its RSA trial records at the base's (a, b, sigma) and its
   structure weight r_k,e = P(structure | Lambda_k) / P(structure | Lambda_0) (Taylor, exact derivatives).
-- At theta = (Lambda, a, b, sigma) with Lambda in cell [Lambda_k, Lambda_k+1], t = (Lambda - Lambda_k) / h, the
-  simulated sample is the mixture of the two neighbouring samples with shares (1 - t) and t, each event weighted
-  by its Lund weight w_e(a, b, sigma) (exact, from its own records) times r_k,e, normalized per sample.
+- At theta = (Lambda, a, b, sigma) the simulated sample is a signed mixture of the grid samples with shares
+  c_k(Lambda), the rows of the least-squares parabola (default) through the grid's distributions (`shares`),
+  each event weighted by its Lund weight w_e(a, b, sigma) (exact, from its own records) times r_k,e, normalized
+  per sample.
   The loss (any registered loss) compares that mixture with the target.
-- Gradients: exact in (a, b, sigma) (the RSA kernel); in Lambda the derivative of the mixture share, i.e. the
-  difference of the two neighbouring samples' predictions over h. Because both samples are the same parton
+- Gradients: exact in (a, b, sigma) (the RSA kernel); in Lambda the derivative of the shares, i.e. the
+  least-squares slope of the grid samples' predictions. Because both samples are the same parton
   events, moved, and hadronized with the same random numbers, that difference has far less noise than two
   independent samples would have (measured: the per-event charged multiplicity of base and moved events is
   correlated).
-- Approximation: the distribution is linear in Lambda inside a cell (error O(h^2) of its second derivative), and
+- Approximation: the distribution is quadratic in Lambda across the grid, and
   moving is valid over the grid's range (Taylor convergence; events with an unphysical moved parton are left out
   of a moved sample and reported, `M2_TOLERANCE`). Lambda is confined to [Lambda_0, Lambda_0 + K h]: downward moves
   cannot create the columns that only open below the base cut-off (docs/shower.md, section 7).
@@ -84,7 +85,7 @@ class JointProblem(Problem):
     def __init__(self, base, target=None, observables="thrust_all,charged_multiplicity_all", loss: str = "w1",
                  work=None, step: float = DEFAULT_STEP, cells: int = DEFAULT_CELLS, order: int = 3,
                  n_projections: int = 128, seed: int = 0, device="cpu", backend: str = "auto",
-                 progress: bool = True, interpolation: str = "regression", data=None):
+                 progress: bool = True, interpolation: str = "quadratic", data=None):
         """`target`: pseudo-data (a sample) compared by `loss`, or `data`: measurements (as `Problem`, the chi2 with
         the data's errors and the weighted samples' statistical variance)."""
         if interpolation not in ("regression", "quadratic", "piecewise"):
@@ -147,7 +148,7 @@ class JointProblem(Problem):
                 "data": [{"name": d.name, "observable": d.observable, "statistic": d.statistic,
                           "skipped_bins": d.skipped} for d in self.data],
                 "observables": self.names, "loss": self.loss_kind,
-                "model": "mixture of the two moved, re-hadronized samples around Lambda (linear in Lambda), each "
+                "model": f"signed mixture of the moved, re-hadronized grid samples ({self.interpolation} in Lambda), each "
                          "event weighted by its Lund weight and its structure weight (docs/shower.md)"}
 
     def describe(self) -> str:
@@ -162,10 +163,11 @@ class JointProblem(Problem):
     def shares(self, lam: torch.Tensor) -> torch.Tensor:
         """[K, B] the grid samples' shares at lam [K] (differentiable; each row sums to 1).
 
-        "regression" (default): the least-squares straight line in Lambda through all B grid distributions,
+        "quadratic" (default): the least-squares parabola in Lambda through all B grid distributions (needs
+        B >= 3; it removed a +0.01 GeV bias that the straight line had at 3000 events, docs/shower.md).
+        "regression": the least-squares straight line in Lambda through all B grid distributions,
         share_k = 1/B + (lam - mean) (Lambda_k - mean) / sum_j (Lambda_j - mean)^2 (shares may be negative:
-        a signed mixture); its slope averages the noise of every grid sample. "quadratic": the least-squares
-        parabola (needs B >= 3). "piecewise": the two samples
+        a signed mixture); its slope averages the noise of every grid sample. "piecewise": the two samples
         around lam with shares (1 - t, t) (noisier: a kink at every node)."""
         B = len(self.lams)
         L = torch.tensor(self.lams, dtype=lam.dtype, device=lam.device)

@@ -262,3 +262,76 @@ def plot_event_displays(sample, delta: float, n_events: int, stem, orders=(1, 2,
     fig.suptitle(f"Lambda = {sample.lam} GeV moved by {delta:+g} GeV", fontsize=10)
     fig.tight_layout()
     return _save(fig, stem)
+
+
+def plot_joint_correlation(result: dict, stem, truth: dict | None = None) -> list[str]:
+    """Joint fit: 68% / 95% ellipses of Lambda against each free Lund parameter (marginal 2D covariance), the
+    optimizer's path, the fitted point and (when given) the truth; the correlation in each panel's title."""
+    plt = _plt()
+    free = list(result["free"])
+    others = [n for n in free if n != "lambda"]
+    if "lambda" not in free or not others:
+        return []
+    cov = np.asarray([[np.nan if v is None else v for v in row] for row in result["cov"]], np.float64)
+    names = list(result.get("names") or [k for k in ("lambda", "a", "b", "sigma")])
+    path = np.asarray([h["theta"] for h in result["history"]])
+    fig, axes = plt.subplots(1, len(others), figsize=(4.6 * len(others), 4), squeeze=False)
+    i = free.index("lambda")
+    for ax, n in zip(axes[0], others):
+        j = free.index(n)
+        mean = [result["lambda"], result[n]]
+        sub = cov[np.ix_([i, j], [i, j])]
+        if np.all(np.isfinite(sub)):
+            _ellipses(ax, mean, sub, "C0", "fit")
+            rho = sub[0, 1] / np.sqrt(sub[0, 0] * sub[1, 1])
+            ax.set_title(f"corr(Lambda, {n}) = {rho:+.2f}")
+        ax.plot(path[:, names.index("lambda")], path[:, names.index(n)], ".-", color="0.6", ms=2, lw=0.6,
+                label="path")
+        ax.plot(*mean, "+", color="C0", ms=10)
+        if truth is not None:
+            ax.plot(truth["lambda"], truth[n], "*", color="k", ms=12, label="truth")
+        ax.set_xlabel("Lambda [GeV]")
+        ax.set_ylabel(n)
+        ax.legend(fontsize=7)
+    return _save(fig, stem)
+
+
+def plot_moved_vs_data(target, top: dict, ratios: dict, stem, chi2: dict | None = None) -> list[str]:
+    """The EventMover Fig. 3 analogue for one measurement. top: label -> (s [B], sd [B]) drawn over the data
+    (the used bins of `target`, a fit.measured.DataTarget); ratios: order -> {label: (moved s, control s)}, one
+    ratio panel per order (moved / control); chi2: label -> chi2 to the data, named in the legend."""
+    plt = _plt()
+    m = target.measurement
+    skipped = set(target.skipped)
+    used = np.array([f"{lo:g}-{hi:g}" not in skipped for lo, hi in zip(m.lo, m.hi)])
+    lo, hi = m.lo[used], m.hi[used]
+    edges = np.append(lo, hi[-1])
+    x = 0.5 * (lo + hi)
+    d, em, ep = m.values[used], m.err_minus[used], m.err_plus[used]
+    n = len(ratios)
+    fig, axes = plt.subplots(1 + n, 1, figsize=(6.4, 4.2 + 1.3 * n), sharex=True,
+                             gridspec_kw={"height_ratios": [3] + [1] * n})
+    ax = axes[0]
+    ax.errorbar(x, d, yerr=[em, ep], xerr=0.5 * (hi - lo), fmt="o", color="k", ms=3, label="ALEPH", zorder=5)
+    colors = {}
+    for k, (label, (s, sd)) in enumerate(top.items()):
+        c = colors.setdefault(label, f"C{k}")
+        name = label + (f" ($\\chi^2$/ndf = {chi2[label]:.0f}/{len(d)})" if chi2 and label in chi2 else "")
+        ls = "--" if "moved" in label else "-"
+        ax.stairs(np.asarray(s), edges, color=c, ls=ls, label=name)
+    if np.all(d > 0) and d.max() / d.min() > 50:
+        ax.set_yscale("log")
+    ax.set_ylabel(m.y_label or target.statistic)
+    ax.set_title(m.title or m.path, fontsize=9)
+    ax.legend(fontsize=6)
+    for rx, (order, curves) in zip(axes[1:], ratios.items()):
+        for k, (label, (s, c)) in enumerate(curves.items()):
+            r = np.divide(s, c, out=np.full(len(s), np.nan), where=np.asarray(c) > 0)
+            rx.stairs(r, edges, color=f"C{k + len(top)}", label=label)
+        rx.axhline(1.0, color="gray", lw=0.8)
+        rx.set_ylim(0.7, 1.3)
+        rx.set_ylabel(f"order {order}\nmoved/ctrl", fontsize=7)
+        rx.legend(fontsize=5, ncol=3)
+    axes[-1].set_xlabel(m.x_label or target.observable)
+    fig.tight_layout()
+    return _save(fig, stem)

@@ -99,7 +99,147 @@ def run_lep_demo(out, events=20000, jobs=2, steps=60, lr=0.01, seed=1, device="c
     return summary
 
 
+SHOWER_DATA = ("thrust", "nch_distribution")
+
+
+def _sample_chi2(targets: dict, path, weights_col: str | None = None) -> dict:
+    """Per measurement: (prediction s, sd, chi2, bins) of one dataset over every bin of the measurement (weighted
+    by exp(weights_col) when given); chi2 = sum (s - d)^2 / (err_d^2 + sd^2), the data's symmetrized error."""
+    import numpy as np
+
+    from ..fit.measured import pseudo_measurement
+    from ..observables import compute
+    from ..store.dataset import open_dataset
+    from ..store.hadrons import load_hadrons
+    h = load_hadrons(path)
+    w = None if weights_col is None else np.exp(open_dataset(path).table(columns=[weights_col]).column(0).to_numpy())
+    out = {}
+    for key, t in targets.items():
+        m = t.measurement
+        x = compute(h, [t.observable])[t.observable].values
+        pm = pseudo_measurement(x, np.append(m.lo, m.hi[-1]), t.statistic, weights=w)
+        s, sd = pm.values, pm.err_plus
+        err = 0.5 * (m.err_minus + m.err_plus)
+        chi2 = float(np.sum((s - m.values) ** 2 / (err ** 2 + sd ** 2)))
+        out[key] = (s, sd, chi2, m.n)
+    return out
+
+
+def _used(t, v) -> tuple:
+    """(s, sd) restricted to the bins a fit used (those not in t.skipped)."""
+    import numpy as np
+    m = t.measurement
+    used = np.array([f"{lo:g}-{hi:g}" not in set(t.skipped) for lo, hi in zip(m.lo, m.hi)])
+    return v[0][used], v[1][used]
+
+
+def run_shower_demo(out, events=3000, jobs=2, steps=60, lr=0.01, seed=1, device="cpu", progress=True,
+                    plots=True) -> dict:
+    """The joint story on the dqcd setup (docs/shower.md): showers hadronized by Pythia at Lambda = 0.3, 0.4, 0.5,
+    compared with ALEPH; events of the 0.4 sample moved to 0.3, 0.45, 0.5 at orders 1-3 against their control
+    samples (EventMover Fig. 3); the joint fit of (Lambda, a, b) to ALEPH thrust and charged multiplicity from the
+    0.3 sample (grid 0.3-0.4 GeV), checked by generating at the fitted point."""
+    from ..fit.joint import JointProblem, joint_summary
+    from ..fit.measured import parse_data
+    from ..generation import generate
+    from ..generation.dqcd import hadronize_moved
+    t0 = time.time()
+    out = out_dir(out, "demo", overwrite=True)
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    ab = {"a": 0.72, "b": 0.88}
+    lams = {0.3: "lam0.30", 0.4: "base", 0.45: "lam0.45", 0.5: "lam0.50"}
+    say(f"[1/4] dqcd samples (fastrsa.shower + Pythia hadronization, decays on), {events} events each at Lambda = "
+        f"{', '.join(map(str, lams))} GeV, (a, b) = ({ab['a']}, {ab['b']}), one run seed (controls of each other)")
+    for lam, name in lams.items():
+        generate(out / name, events=events, setup="dqcd", lam=lam, orders=3 if lam in (0.3, 0.4) else 0, seed=seed,
+                 jobs=jobs, progress=progress, **ab)
+    shifts = (-0.1, 0.05, 0.1)
+    say(f"[2/4] the 0.4 sample moved by {shifts} GeV at orders 1, 2, 3, hadronized with each event's own seed")
+    moved = {}
+    for d in shifts:
+        for order in (1, 2, 3):
+            moved[(d, order)] = hadronize_moved(out / "base", out / f"moved{d:+.2f}_o{order}", d, order,
+                                                progress=False)
+    targets = {k: parse_data(k) for k in SHOWER_DATA}     # every bin (nothing skipped) for the comparisons
+    chi2 = {}
+    pred = {}
+    for lam, name in lams.items():
+        pred[f"Lambda {lam}"] = _sample_chi2(targets, out / name)
+    for (d, order), rep in moved.items():
+        pred[f"moved {d:+.2f} o{order}"] = _sample_chi2(targets, out / f"moved{d:+.2f}_o{order}", "parton_log_weight")
+    for label, v in pred.items():
+        chi2[label] = {k: {"chi2": c, "ndf": nb} for k, (_, _, c, nb) in v.items()}
+    for label in ("Lambda 0.3", "Lambda 0.4", "Lambda 0.5"):
+        say(f"      {label}: " + ", ".join(f"{k} chi2/ndf = {c['chi2']:.0f}/{c['ndf']}" for k, c in chi2[label].items()))
+    for (d, order), rep in moved.items():
+        if order == 3:
+            lab = f"moved {d:+.2f} o3"
+            say(f"      moved to {0.4 + d:.2f} (order 3, {rep['unphysical']} of {rep['events']} events unphysical): "
+                + ", ".join(f"{k} chi2/ndf = {c['chi2']:.0f}/{c['ndf']}" for k, c in chi2[lab].items()))
+    files = []
+    if plots:
+        from ..plots import plot_moved_vs_data
+        ctrl = {-0.1: "Lambda 0.3", 0.05: "Lambda 0.45", 0.1: "Lambda 0.5"}
+        for k, t in targets.items():
+            top = {lab: pred[lab][k][:2] for lab in ("Lambda 0.4", "Lambda 0.3", "Lambda 0.5")}
+            top.update({f"moved {d:+.2f} o3": pred[f"moved {d:+.2f} o3"][k][:2] for d in shifts})
+            ratios = {o: {f"to {0.4 + d:.2f}": (pred[f"moved {d:+.2f} o{o}"][k][0], pred[ctrl[d]][k][0])
+                          for d in shifts} for o in (1, 2, 3)}
+            files += plot_moved_vs_data(t, top, ratios, out / f"fig3_{k}",
+                                        {lab: chi2[lab][k]["chi2"] for lab in top})
+    say("[3/4] joint fit of (Lambda, a, b) to ALEPH thrust and charged multiplicity: base at Lambda = 0.3 (the data "
+        "prefer low Lambda), grid of moved samples 0.3-0.4 GeV")
+    problem = JointProblem(out / "lam0.30", data=list(SHOWER_DATA), work=out / "grid", device=device,
+                           progress=False)
+    result = run_fit(problem, out, params="lambda,a,b", steps=steps, lr=lr, seed=seed, progress=progress,
+                     plots=False)
+    doc = json.loads((out / "result.json").read_text())
+    extra = joint_summary(result)
+    write_json(out / "result.json", {**doc, **extra})
+    lam, a, b = result.theta[:3]
+    say(f"[4/4] {events} events generated directly at the fitted point ({lam:.4f}, {a:.4f}, {b:.4f})")
+    generate(out / "at_fit", events=events, setup="dqcd", lam=round(lam, 6), a=round(a, 6), b=round(b, 6),
+             orders=0, seed=seed + 1, jobs=jobs, progress=progress)
+    at_fit = _sample_chi2(targets, out / "at_fit")
+    from ..fit.measured import evaluate_data
+    fitted = evaluate_data(problem, result.theta)
+    if plots:
+        from ..plots import plot_joint_correlation, plot_measurement
+        files += plot_joint_correlation({**doc, **extra}, out / "correlation")
+        for k, t in zip(SHOWER_DATA, problem.data):       # the bins the fit used
+            curves = {"base (0.3, 0.72, 0.88)": _used(t, pred["Lambda 0.3"][k]),
+                      "fit (moved + reweighted)": (fitted["terms"][t.name]["prediction"],
+                                                   fitted["terms"][t.name]["sd"]),
+                      "generated at the fit": _used(t, at_fit[k])}
+            files += plot_measurement(t, curves, out / f"fit_{k}",
+                                      {"base (0.3, 0.72, 0.88)": pred["Lambda 0.3"][k][2],
+                                       "fit (moved + reweighted)": fitted["terms"][t.name]["chi2"],
+                                       "generated at the fit": at_fit[k][2]})
+    err = result.errors()
+    summary = {"chi2_vs_data": chi2, "moved": {f"{d:+.2f} o{o}": r for (d, o), r in moved.items()},
+               "fit": {"lambda": lam, "a": a, "b": b, "errors": err, "cov": result.cov,
+                       "correlation": extra["correlation_matrix"], "chi2": fitted["chi2"], "bins": fitted["bins"],
+                       "per_measurement": {k: v["chi2"] for k, v in fitted["terms"].items()}},
+               "at_fit": {k: {"chi2": c, "ndf": nb} for k, (_, _, c, nb) in at_fit.items()},
+               "files": files, "seconds": time.time() - t0}
+    write_json(out / "shower.json", summary)
+    say(f"      fit: Lambda = {lam:.4f} +- {err.get('lambda', float('nan')):.4f}, a = {a:.4f} +- "
+        f"{err.get('a', float('nan')):.4f}, b = {b:.4f} +- {err.get('b', float('nan')):.4f}; chi2 (reweighted) = "
+        f"{fitted['chi2']:.0f} / {fitted['bins']}; generated at the fit: "
+        + ", ".join(f"{k} {c:.0f}/{nb}" for k, (_, _, c, nb) in at_fit.items()))
+    say(f"done in {time.time() - t0:.0f} s; results and figures in {out}/")
+    return summary
+
+
 def _cmd_demo(args) -> int:
+    if args.shower:
+        run_shower_demo(args.out if args.out != "fastrsa-demo" else "fastrsa-shower",
+                        events=3000 if args.events is None else args.events, jobs=args.jobs,
+                        steps=60 if args.steps is None else args.steps, lr=args.lr, seed=args.seed,
+                        device=args.device, progress=not args.quiet, plots=not args.no_plots)
+        return 0
+    args.events = 20000 if args.events is None else args.events
+    args.steps = 80 if args.steps is None else args.steps
     if args.lep:
         run_lep_demo(args.out if args.out != "fastrsa-demo" else "fastrsa-lep", events=args.events, jobs=args.jobs,
                      steps=args.steps, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
@@ -120,11 +260,15 @@ def register(sub) -> None:
     d.add_argument("--lep", action="store_true",
                    help="the LEP demo instead: e+e- at 91.2 GeV, fit a, b, sigma to the shipped ALEPH measurements "
                         "(docs/lep.md); --out defaults to fastrsa-lep")
+    d.add_argument("--shower", action="store_true",
+                   help="the shower demo instead: fastrsa.shower + Pythia hadronization (dqcd) against ALEPH, moved "
+                        "samples, and the joint fit of (Lambda, a, b) (docs/shower.md); --out defaults to "
+                        "fastrsa-shower")
     d.add_argument("--out", default="fastrsa-demo", metavar="DIR",
                    help="output directory (a rerun replaces its results; its datasets are reused)")
-    d.add_argument("--events", type=int, default=20000, help="events per sample")
+    d.add_argument("--events", type=int, default=None, help="events per sample (default 20000; --shower: 3000)")
     d.add_argument("--jobs", type=int, default=2, help="generation processes")
-    d.add_argument("--steps", type=int, default=80, help="optimizer (AdamW) steps")
+    d.add_argument("--steps", type=int, default=None, help="optimizer (AdamW) steps (default 80; --shower: 60)")
     d.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate (cosine decay to lr/20)")
     d.add_argument("--replicas", type=int, default=64, help="bootstrap replicas of the gradient (covariance)")
     d.add_argument("--projections", type=int, default=128, help="swd: number of random projections")

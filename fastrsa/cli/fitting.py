@@ -205,12 +205,44 @@ def _cmd_fit_shower(args, out) -> int:
     return 0
 
 
+def _cmd_fit_joint(args, out) -> int:
+    """--params lambda,a,b[,sigma] on a dqcd base: Lambda by moving, (a, b, sigma) by RSA weights (fit/joint.py)."""
+    from ..fit.joint import DEFAULT_CELLS, DEFAULT_STEP, JointProblem, joint_summary
+    if len(args.base) != 1 or args.target is None or args.data:
+        raise ParameterError("--params lambda,...: give one dqcd --base and one --target sample (no --data yet)")
+    observables = "thrust_all,charged_multiplicity_all" if args.observables == DEFAULT_OBSERVABLES else args.observables
+    problem = JointProblem(args.base[0], args.target, observables, loss=args.loss, work=out / "moved",
+                           step=DEFAULT_STEP if args.lambda_step is None else args.lambda_step,
+                           cells=DEFAULT_CELLS if args.lambda_cells is None else args.lambda_cells,
+                           order=3 if args.order is None else args.order, n_projections=args.projections,
+                           seed=args.seed, device=args.device, progress=not args.quiet,
+                           interpolation=args.lambda_interpolation)
+    start = None
+    if args.start is not None:
+        start = floats(args.start, len(problem.space), "--start (lambda,a,b,sigma)")
+    result = run_fit(problem, out, start=start, params=args.params, steps=args.steps, lr=args.lr,
+                     replicas=args.replicas, seed=args.seed, progress=not args.quiet, plots=False)
+    doc = json.loads((out / "result.json").read_text())
+    extra = joint_summary(result)
+    write_json(out / "result.json", {**doc, **extra})
+    files = []
+    if not args.no_plots:
+        from ..plots import plot_joint_correlation
+        files = plot_joint_correlation(doc | extra, out / "correlation")
+    print(f"correlation of the free parameters: {extra['correlation_matrix']}" + (f"; wrote {len(files)} figures"
+                                                                                  if files else ""))
+    return 0
+
+
 def _cmd_fit(args) -> int:
     _check_counts(args)
     if args.validate_events and not args.data:
         raise ParameterError("--validate-events: only with --data (a fit to measurements)")
     out = out_dir(args.out, "fit", args.overwrite)
     if "lambda" in [p.strip() for p in args.params.split(",")]:
+        from ..shower.dataset import is_shower_dataset
+        if len(args.base) == 1 and not is_shower_dataset(args.base[0]):
+            return _cmd_fit_joint(args, out)
         return _cmd_fit_shower(args, out)
     if args.dask:
         return _cmd_fit_dask(args, out)
@@ -361,7 +393,9 @@ def _observable_names() -> list[str]:
 def _fit_args(p, replicas: int):
     p.add_argument("--params", default="a,b",
                    help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)}; or lambda (a shower "
-                        "dataset from 'fastrsa shower' as --base and --target, events moved in Lambda)")
+                        "dataset from 'fastrsa shower' as --base and --target, events moved in Lambda); or "
+                        "lambda,a,b[,sigma] (a dqcd --base from 'fastrsa generate --setup dqcd': the joint fit, "
+                        "docs/shower.md)")
     p.add_argument("--start", default=None, metavar="A,B",
                    help="start point a,b (default: the first base's point); the other parameters stay at the base's")
     p.add_argument("--steps", type=int, default=100, help="optimizer (AdamW) steps")
@@ -398,7 +432,14 @@ def register(sub) -> None:
                    help="with --data: also generate N events directly at the fitted point and report their chi2")
     f.add_argument("--jobs", type=int, default=1, help="generation processes for --validate-events")
     f.add_argument("--order", type=int, default=None,
-                   help="--params lambda: Taylor order used to move the showers (default: every order stored)")
+                   help="--params lambda: Taylor order used to move the showers (default: every order stored; "
+                        "joint fit: 3)")
+    f.add_argument("--lambda-step", type=float, default=None,
+                   help="joint fit: spacing of the grid of moved, re-hadronized samples in Lambda [GeV] (default 0.025)")
+    f.add_argument("--lambda-cells", type=int, default=None,
+                   help="joint fit: number of grid cells above the base's Lambda (default 4)")
+    f.add_argument("--lambda-interpolation", choices=("regression", "quadratic", "piecewise"), default="quadratic",
+                   help="joint fit: how the grid samples' distributions are interpolated in Lambda (docs/shower.md)")
     _dask_arg(f, "fit")
     f.add_argument("--out", required=True, metavar="DIR", help="directory for result.json and figures")
     add_overwrite(f)

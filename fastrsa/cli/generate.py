@@ -20,7 +20,7 @@ def _cmd_generate(args) -> int:
     ds = generate(args.out, events=args.events, a=args.a, b=args.b, sigma=args.sigma, z_head=args.zhead,
                   energy=args.energy, seed=args.seed, jobs=args.jobs, setup=args.setup,
                   shard_events=args.shard_events, progress=not args.quiet, cmnd=args.cmnd,
-                  settings=args.set or (), dask=args.dask)
+                  settings=args.set or (), dask=args.dask, lam=args.lam, orders=args.orders)
     if ds is None:          # written to a URL
         print(f"{args.out}: {args.events} events complete")
     else:
@@ -58,6 +58,11 @@ def info_text(ds) -> str:
              f"pythia       {ds.meta['pythia_version']}, run seed {ds.meta['seed']}, format "
              f"{ds.format_version}",
              "base         " + "  ".join(f"{k}={v}" for k, v in base.items())]
+    if setup["name"] == "dqcd":
+        sh = setup["shower"]
+        lines.append(f"shower       Lambda = {sh['lambda']} GeV, Taylor orders 1..{sh['orders']}, {sh['shower_version']}"
+                     + (f"; MOVED by {sh['moved']['delta']:+g} GeV at order {sh['moved']['order']}" if "moved" in sh
+                        else ""))
     return "\n".join(lines)
 
 
@@ -106,7 +111,12 @@ def register(sub) -> None:
                         f"(default: {DEFAULT_ENERGY['string']} for string, {DEFAULT_ENERGY['ee']} for ee; "
                         "refused with --cmnd: use --set 'Beams:eCM = ...')")
     g.add_argument("--setup", choices=sorted(DEFAULT_ENERGY), default=None,
-                   help="string (default): u-ubar string to pions (RSA paper); ee: e+e- -> Z -> hadrons")
+                   help="string (default): u-ubar string to pions (RSA paper); ee: e+e- -> Z -> hadrons; dqcd: "
+                        "fastrsa.shower parton showers hadronized by Pythia (docs/shower.md)")
+    g.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help="dqcd only: the shower's QCD scale Lambda [GeV] (default 0.4)")
+    g.add_argument("--orders", type=int, default=None,
+                   help="dqcd only: Taylor orders in Lambda stored with the partons (0-6, default 3)")
     g.add_argument("--cmnd", metavar="FILE", default=None,
                    help="your own Pythia configuration (Pythia's .cmnd format, any process): every line is "
                         "applied with readString in order, then --set, then fastrsa's record switches and "

@@ -25,6 +25,21 @@ def _cmd_shower_plot(args) -> int:
     return 0
 
 
+def _cmd_move(args) -> int:
+    import sys
+
+    from ..generation.dqcd import hadronize_moved
+    rep = hadronize_moved(args.base, args.out, args.delta, args.order, progress=not args.quiet,
+                          **({} if args.m2_tolerance is None else {"m2_tolerance": args.m2_tolerance}))
+    print(f"{args.out}: {rep['hadronized']} of {rep['events']} events moved to Lambda = {rep['lambda']:g} GeV "
+          f"(order {rep['order']}) and hadronized with their own seeds")
+    if rep["unphysical"]:
+        print(f"fastrsa move: {rep['unphysical']} events not hadronized: an unphysical moved parton "
+              f"({rep['negative_energy']} with E <= 0, {rep['off_shell']} with |m^2| > {rep['m2_tolerance']} GeV^2); "
+              "their indices are in each shard's metadata (unphysical.events)", file=sys.stderr)
+    return 0
+
+
 def register(sub) -> None:
     s = add_command(sub, "shower", "generate a dataset of Discrete-QCD parton showers with their Lambda derivatives",
                     "fastrsa shower showers --events 20000 --lambda 0.4 --orders 3",
@@ -43,6 +58,20 @@ def register(sub) -> None:
                    help="events per shard (default: 5000, never dependent on --jobs)")
     add_quiet(s)
     s.set_defaults(func=_cmd_shower)
+
+    m = add_command(sub, "move", "hadronize a dqcd dataset's showers moved in Lambda (same hadronization seeds)",
+                    "fastrsa move base moved --delta 0.05 --order 3",
+                    "The parton events of BASE (fastrsa generate --setup dqcd) are moved to Lambda + delta at Taylor "
+                    "ORDER and\nhadronized by Pythia, each with its base event's seed. Events with an unphysical moved "
+                    "parton are\ncounted and reported, not hadronized (docs/shower.md).")
+    m.add_argument("base", help="a dqcd dataset (fastrsa generate OUT --setup dqcd)")
+    m.add_argument("out", help="output directory (created; an interrupted run there is resumed)")
+    m.add_argument("--delta", type=float, required=True, help="shift of Lambda [GeV]")
+    m.add_argument("--order", type=int, default=3, help="Taylor order of the move (at most the base's orders)")
+    m.add_argument("--m2-tolerance", type=float, default=None,
+                   help="a moved parton with |E^2 - p^2| above this [GeV^2] is unphysical (default 0.1)")
+    add_quiet(m)
+    m.set_defaults(func=_cmd_move)
 
     p = add_command(sub, "shower-plot", "event displays of base, moved (orders 1-3) and control partons",
                     "fastrsa shower-plot --base showers --delta 0.1 --out displays")

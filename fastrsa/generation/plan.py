@@ -40,7 +40,8 @@ class RunConfig(ShardedRun):
                 "base_requested": {"a": self.base.a, "b": self.base.b, "sigma": self.base.sigma,
                                    "z_head": self.base.z_head},
                 "setup": {"name": self.setup.name, "energy": self.setup.energy}
-                | ({"settings": list(self.setup.settings)} if self.setup.name == "cmnd" else {})}
+                | ({"settings": list(self.setup.settings)} if self.setup.name == "cmnd" else {})
+                | ({"shower": dict(self.setup.shower)} if self.setup.name == "dqcd" else {})}
 
 
 MAX_SHARD_EVENTS = 10000

@@ -33,7 +33,8 @@ def cmnd_settings(cmnd=None, settings=()) -> list[tuple[str, str]]:
 def generate(out, events: int = 10000, a: float | None = None, b: float | None = None,
              sigma: float | None = None, z_head: float = 10.0, energy: float | None = None, seed: int = 1,
              jobs: int = 1, setup: str | None = None, shard_events: int | None = None, progress: bool = True,
-             cmnd=None, settings=(), dask=None) -> Dataset | None:
+             cmnd=None, settings=(), dask=None, lam: float | None = None,
+             orders: int | None = None) -> Dataset | None:
     """Generate (or resume) a dataset in directory `out`; returns the opened Dataset (None for a URL).
 
     Built-in setups (`setup` "string", the default, or "ee") take the base point from a, b, sigma (the
@@ -46,7 +47,13 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
     `out` must then be a path every worker reaches (a shared filesystem; file:// URLs are paths), or an
     fsspec URL (s3://..., configured on every worker; then nothing is returned: open the dataset where
     it is mounted). The shards are byte-identical to a local run's.
+
+    The "dqcd" setup showers with `fastrsa.shower` at Lambda = `lam` (default 0.4 GeV; Taylor `orders`,
+    default 3) and hadronizes the partons with Pythia (generation/dqcd.py, docs/shower.md).
     """
+    if setup != "dqcd" and (lam is not None or orders is not None):
+        raise ParameterError(f"lambda = {lam!r} / orders = {orders!r} belong to the dqcd setup (the parton shower); "
+                             "add --setup dqcd or leave them out")
     from .url_store import UrlDir, is_url
     remote = UrlDir(str(out)) if is_url(out) else None
     if remote is not None and dask is None:
@@ -75,7 +82,11 @@ def generate(out, events: int = 10000, a: float | None = None, b: float | None =
     else:
         a, b, sigma = (PAPER_BASE[k] if v is None else v for k, v in (("a", a), ("b", b), ("sigma", sigma)))
         validate_request(events, a, b, sigma, z_head, seed, jobs, shard_events)
-        st = make_setup(setup or "string", energy)
+        shower = None
+        if setup == "dqcd":
+            from .dqcd import DEFAULT_LAMBDA, DEFAULT_ORDERS, shower_params
+            shower = shower_params(DEFAULT_LAMBDA if lam is None else lam, DEFAULT_ORDERS if orders is None else orders)
+        st = make_setup(setup or "string", energy, shower=shower)
     p8 = import_pythia()        # fail here, before anything is written, when Pythia is unusable
     if shard_events is None:
         shard_events = default_shard_events(events)

@@ -103,6 +103,12 @@ class ShardMaker:
     made); `make(i)` then generates shard i on a fresh Pythia with shard i's settings.
     """
 
+    def __new__(cls, config: RunConfig, first_index: int):
+        if cls is ShardMaker and config.setup.name == "dqcd":    # showers hadronized by Pythia: generation/dqcd.py
+            from .dqcd import DqcdShardMaker
+            cls = DqcdShardMaker
+        return super().__new__(cls)
+
     def __init__(self, config: RunConfig, first_index: int):
         self.config = config
         self.pythia8mc = import_pythia()

@@ -129,6 +129,9 @@ def final_hadrons(event) -> tuple:
 def next_event(py, reader, setup: Setup, cache: dict):
     """Generate one event; returns (Records, particles) or None when Pythia failed it."""
     fill_event(py, setup, cache)
-    if not py.next():
+    ok = py.next()
+    if setup.name == "dqcd":
+        cache["partons"].done(ok)      # next shower event after a success, the same one again after a failure
+    if not ok:
         return None
     return reader.read(), final_state(py.event)

@@ -41,13 +41,15 @@ def _mismatch(pythia8mc, py, setup: Setup, k: int, recomputed: float, insitu: fl
                        "8.317 - install pythia8mc==8.317.2")
 
 
-def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events: int = N_SENTINEL_EVENTS) -> list:
+def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events: int = N_SENTINEL_EVENTS,
+                 cache: dict | None = None) -> list:
     """Prove the record reader on this process; returns the records it checked.
 
     A separate Pythia carries the in-situ variation (it costs ~40% of the generation time, so the
     production instance runs without it); it has the first shard's settings and seed and, since in-situ
     weights draw no random numbers, generates exactly that shard's first events. Events without
     string breaks (a weight of 1 both ways) are checked too, but `n_events` events with breaks are needed.
+    `cache`: what `fill_event` needs (the dqcd setup: `{"partons": PartonEvents}` of the shard's first events).
     """
     sp = sentinel_point(base)
     group = " ".join(f"frag:{k}={v!r}" for k, v in sp.items())
@@ -69,7 +71,7 @@ def run_sentinel(pythia8mc, base: BaseParams, setup: Setup, seed: int, n_events:
     info = py.infoPython()
     names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
     idx = names.index(SENTINEL_GROUP) if SENTINEL_GROUP in names else len(names) - 1
-    cache, checked, seen = {}, [], 0
+    cache, checked, seen = dict(cache or {}), [], 0
     while len(checked) < n_events:
         if seen >= MAX_EVENTS_FACTOR * n_events:
             raise PythiaError(f"only {len(checked)} of {seen} events had a string to fragment: this "

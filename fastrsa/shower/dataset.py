@@ -151,8 +151,26 @@ def is_shower_dataset(path) -> bool:
     return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME
 
 
-def open_shower(path, device="cpu") -> ShowerSample:
-    """A shower dataset as one ShowerSample (all shards, in event order)."""
+def _shower_meta(meta: dict) -> dict | None:
+    """(prefix, lambda, ecm, orders, seed, dy, version) of a shower dataset's or a dqcd hadron dataset's shard
+    metadata (the dqcd parton group: docs/format.md); None for anything else."""
+    if meta.get("format") == FORMAT_NAME:
+        return {"prefix": "", "lambda": meta.get("lambda"), "ecm": meta.get("ecm"), "orders": meta.get("orders"),
+                "seed": meta.get("seed"), "dy": meta.get("dy", 0.0), "shower_version": meta.get("shower_version")}
+    setup = meta.get("setup") or {}
+    if meta.get("format") == "fastrsa-rsa-history" and setup.get("name") == "dqcd":
+        sh = setup["shower"]
+        moved = sh.get("moved")
+        return {"prefix": "parton_", "lambda": moved["lambda"] if moved else sh["lambda"], "ecm": setup["energy"],
+                "orders": 0 if moved else sh["orders"], "seed": meta.get("seed"), "dy": sh["dy"],
+                "shower_version": sh["shower_version"], "moved": moved}
+    return None
+
+
+def open_shower(path, device="cpu", with_extra: bool = False):
+    """A shower dataset as one ShowerSample (all shards, in event order). Also reads the parton group of a
+    dqcd hadron dataset (`fastrsa generate --setup dqcd`, or a moved sample: its moved partons, orders 0).
+    with_extra: also return a dict with `event` (indices) and, for a moved sample, `log_weight`."""
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such dataset; create one with 'fastrsa shower {p}'")
@@ -162,15 +180,19 @@ def open_shower(path, device="cpu") -> ShowerSample:
     manifest = read_manifest(manifest_path(p)) if p.is_dir() and manifest_path(p).exists() else None
     metas, tables = [], []
     for f in files:
-        meta = check_footer(f, pq.read_metadata(f), manifest)     # identity, rows, metadata digest
-        if meta.get("format") != FORMAT_NAME:
-            raise DatasetError(f"{f}: not a shower dataset (format {meta.get('format')!r}); make one with "
-                               "'fastrsa shower'")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise DatasetError(f"{f}: shower format {meta.get('format_version')} is newer than this fastrsa reads")
+        raw = check_footer(f, pq.read_metadata(f), manifest)     # identity, rows, metadata digest
+        meta = _shower_meta(raw)
+        if meta is None:
+            raise DatasetError(f"{f}: not a shower dataset (format {raw.get('format')!r}); make one with "
+                               "'fastrsa shower' or 'fastrsa generate --setup dqcd'")
+        if meta["prefix"] == "" and raw.get("format_version", 0) > FORMAT_VERSION:
+            raise DatasetError(f"{f}: shower format {raw.get('format_version')} is newer than this fastrsa reads")
         metas.append(meta)
-        tables.append(decode(f))
+        pre = meta["prefix"]
+        t = decode(f)
+        tables.append(t.select([c for c in t.column_names if c.startswith(pre)]) if pre else t)
     m0 = metas[0]
+    pre = m0["prefix"]
     keys = ("lambda", "ecm", "orders", "seed", "shower_version")
     for f, m in zip(files, metas):
         if any(m.get(k) != m0.get(k) for k in keys):
@@ -179,25 +201,33 @@ def open_shower(path, device="cpu") -> ShowerSample:
         n_planned = manifest["n_shards"]
         if len(files) != n_planned:
             raise DatasetError(f"{p}: incomplete ({len(files)} of {n_planned} shards); finish it with the same "
-                               "'fastrsa shower' command (it resumes)")
+                               "command (it resumes)")
     t = pa.concat_tables(tables).combine_chunks()
+    n = t.num_rows
     orders = int(m0["orders"])
-    off = np.asarray(t.column("px").chunks[0].offsets).astype(np.int64)
-    flat = lambda c: torch.from_numpy(t.column(c).chunks[0].values.to_numpy().astype(np.float64))  # noqa: E731
+    col = lambda c: t.column(pre + c)  # noqa: E731
+    off = np.asarray(col("px").chunks[0].offsets).astype(np.int64) if n else np.zeros(1, np.int64)
+    flat = lambda c: torch.from_numpy(col(c).chunks[0].values.to_numpy().astype(np.float64)[off[0]:off[-1]])  # noqa: E731
     P = torch.stack([flat(c) for c in COMPONENTS], 1)
     coeffs = torch.stack([torch.stack([flat(f"d{k}_{c}") for c in COMPONENTS], 1) for k in range(1, orders + 1)]) \
         if orders else torch.zeros((0, P.shape[0], 4), dtype=torch.float64)
-    lr = torch.stack([torch.from_numpy(t.column(f"dlograte_{k}").to_numpy().copy()) for k in range(1, orders + 1)], 1) \
-        if orders else torch.zeros((t.num_rows, 0), dtype=torch.float64)
-    ints = lambda c: torch.from_numpy(t.column(c).chunks[0].values.to_numpy().astype(np.int64))  # noqa: E731
-    n = t.num_rows
+    lr = torch.stack([torch.from_numpy(col(f"dlograte_{k}").to_numpy().copy()) for k in range(1, orders + 1)], 1) \
+        if orders else torch.zeros((n, 0), dtype=torch.float64)
+    ints = lambda c: torch.from_numpy(col(c).chunks[0].values.to_numpy().astype(np.int64)[off[0]:off[-1]])  # noqa: E731
+    events = col("event").to_numpy()
     s = ShowerSample(p=P, pdg=ints("pdg"), offsets=torch.from_numpy(off - off[0]), coeffs=coeffs, log_rate_derivs=lr,
-                     topology=torch.from_numpy(t.column("topology").to_numpy().copy()), generation=ints("generation"),
-                     level=ints("level"), log_rate=torch.from_numpy(t.column("log_rate").to_numpy().copy()),
+                     topology=torch.from_numpy(col("topology").to_numpy().copy()), generation=ints("generation"),
+                     level=ints("level"), log_rate=torch.from_numpy(col("log_rate").to_numpy().copy()),
                      lam=float(m0["lambda"]), ecm=float(m0["ecm"]), seed=int(m0["seed"]), orders=orders,
-                     dy=float(m0.get("dy", 0.0)), first_event=int(t.column("event")[0].as_py()) if n else 0,
+                     dy=float(m0.get("dy") or 0.0), first_event=int(events[0]) if n else 0,
                      version=m0["shower_version"])
-    return _to(s, device)
+    s = _to(s, device)
+    if not with_extra:
+        return s
+    extra = {"event": events.copy()}
+    if pre + "log_weight" in t.column_names:
+        extra["log_weight"] = col("log_weight").to_numpy().copy()
+    return s, extra
 
 
 def _to(s: ShowerSample, device) -> ShowerSample:

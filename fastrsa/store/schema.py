@@ -132,3 +132,30 @@ def _check_fields(meta: dict, where: str, fix: str) -> None:
         BaseParams.from_dict(base)
     except (FastRSAError, TypeError, ValueError) as exc:
         raise DatasetError(f"{where}: metadata field 'base': {exc}; {fix}") from None
+
+
+# ---- Optional column group of the dqcd setup: the shower's partons beside the hadrons (docs/format.md) ----
+# Additive: the reader checks only the columns above, so a dqcd dataset opens, reweights and describes like any
+# other; these columns are read by `fastrsa.shower.dataset` (ShowerSample) and the joint fit.
+PARTON_COMPONENTS = ("px", "py", "pz", "e")
+PARTON_F64 = tuple(f"parton_{c}" for c in PARTON_COMPONENTS)     # partons, colour-chain order q, g..., qbar
+PARTON_I32 = ("parton_pdg", "parton_generation", "parton_level")
+PARTON_EVENT_F64 = ("parton_log_rate",)         # ln P(structure | Lambda) of the Lambda-dependent columns
+PARTON_EVENT_I64 = ("parton_topology", "parton_event", "hadronization_seed")
+
+
+def parton_taylor_names(orders: int) -> list:
+    """Taylor columns (list<float64> per parton: d^k p / dLambda^k / k!) of orders 1..orders."""
+    return [f"parton_d{k}_{c}" for k in range(1, orders + 1) for c in PARTON_COMPONENTS]
+
+
+def parton_fields(orders: int, moved: bool = False) -> list:
+    """The parton column group: momenta, ids, grove generation and level, Taylor columns d{k}, log-rate
+    derivatives dlograte_{k} (k = 1..orders), log rate, topology, event index, hadronization seed; a moved
+    sample (`moved`) has no Taylor columns but `parton_log_weight`, ln P(structure | Lambda') / P(.. | Lambda)."""
+    f = [pa.field(n, pa.list_(pa.float64()), nullable=False) for n in PARTON_F64 + tuple(parton_taylor_names(orders))]
+    f += [pa.field(n, pa.list_(pa.int32()), nullable=False) for n in PARTON_I32]
+    f += [pa.field(f"parton_dlograte_{k}", pa.float64(), nullable=False) for k in range(1, orders + 1)]
+    f += [pa.field(n, pa.float64(), nullable=False) for n in PARTON_EVENT_F64 + (("parton_log_weight",) if moved else ())]
+    f += [pa.field(n, pa.int64(), nullable=False) for n in PARTON_EVENT_I64]
+    return f

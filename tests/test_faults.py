@@ -89,7 +89,7 @@ def clean(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", range(2))     # 2 x 2 kills: each of the 4 ways once
 def test_random_kills_then_resume(tmp_path, clean, trial):
     rng = random.Random(1000 + trial)
     out = tmp_path / "ds"

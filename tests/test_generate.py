@@ -68,7 +68,7 @@ def _cli(*args, cwd=None):
 
 def test_resume_after_kill(tmp_path):
     out = tmp_path / "ds"
-    args = ["generate", str(out), "--events", "3000", "--shard-events", "150", "--seed", "11", "--quiet"]
+    args = ["generate", str(out), "--events", "1200", "--shard-events", "60", "--seed", "11", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", *args], start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 2:
@@ -78,17 +78,17 @@ def test_resume_after_kill(tmp_path):
     first = sorted(out.glob("part-*.parquet"))
     assert 2 <= len(first) < 20, "kill came too late to test resuming"
     for f in first:  # nothing with a final name is ever half written
-        assert pq.read_metadata(f).num_rows == 150
+        assert pq.read_metadata(f).num_rows == 60
     before = {f.name: f.stat().st_mtime_ns for f in first}
     r = _cli(*args)
     assert r.returncode == 0, r.stderr
     ds = open_dataset(out)
-    assert len(ds) == 3000 and ds.complete and not list(out.glob(".part-*"))
+    assert len(ds) == 1200 and ds.complete and not list(out.glob(".part-*"))
     for f in first:  # finished shards were kept, not redone
         assert (out / f.name).stat().st_mtime_ns == before[f.name]
     # The resumed dataset equals an uninterrupted run with the same seed (2 jobs this time).
     ref = tmp_path / "ref"
-    r = _cli("generate", str(ref), "--events", "3000", "--shard-events", "150", "--seed", "11", "--quiet",
+    r = _cli("generate", str(ref), "--events", "1200", "--shard-events", "60", "--seed", "11", "--quiet",
              "--jobs", "2")
     assert r.returncode == 0, r.stderr
     a, b = open_dataset(out).table(), open_dataset(ref).table()
@@ -164,10 +164,10 @@ def _children(pid: int) -> set:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGTERM])
 def test_workers_die_with_their_parent(tmp_path, sig):
-    """SIGKILL or SIGTERM (e.g. from `timeout`) to the generate process alone used to leave its workers
-    running as orphans that kept writing shards."""
+    """SIGTERM (e.g. from `timeout`) to the generate process alone used to leave its workers running as
+    orphans that kept writing shards. (SIGKILL of the parent: tests/test_faults.py, among random kills.)"""
     out = tmp_path / "ds"
     proc = subprocess.Popen([sys.executable, "-m", "fastrsa.cli", "generate", str(out), "--events", "20000",
                              "--shard-events", "200", "--jobs", "2", "--quiet"], start_new_session=True)

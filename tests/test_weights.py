@@ -49,7 +49,7 @@ def test_ee_has_all_flavour_classes(insitu_ee):
 
 
 def test_k_points_in_one_pass(string_ds, device):
-    batch = _small_batch(string_ds, 12 if device.name == "cudasim" else 400, device)
+    batch = _small_batch(string_ds, 4 if device.name == "cudasim" else 400, device)
     th = torch.tensor(POINTS, dtype=torch.float64, device=device.torch_device)
     many = fastrsa.lund_log_weights(batch, th, backend=device.backend)
     assert many.shape == (len(POINTS), len(batch))
@@ -69,7 +69,7 @@ def _small_batch(ds, n, device):
 @pytest.mark.parametrize("theta", [(0.6, 0.9, 0.3), (0.01, 0.9, 0.3), (1.003, 0.7, 0.35), (1.5, 0.3, 0.5)])
 def test_gradcheck(insitu_ee, device, theta):
     # e+e- records cover every flavour; theta runs through Pythia's special cases (a ~ 0, a ~ c).
-    batch = _small_batch(insitu_ee[0], 3 if device.name == "cudasim" else 30, device)
+    batch = _small_batch(insitu_ee[0], 1 if device.name == "cudasim" else 30, device)   # one event: 32 lanes
     th = torch.tensor(theta, dtype=torch.float64, device=device.torch_device, requires_grad=True)
     f = lambda t: fastrsa.lund_log_weights(batch, t, backend=device.backend)  # noqa: E731
     assert torch.autograd.gradcheck(f, (th,), eps=1e-7, atol=1e-6, rtol=1e-5)

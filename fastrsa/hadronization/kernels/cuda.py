@@ -60,8 +60,11 @@ def event_log_weights_cuda(offsets, z, lfB, hadron, h_m, h_cls, table, n_breaks,
 
 
 def launch(args, n_events: int, stream=0) -> None:
-    blocks = max(1, (n_events * WARP + THREADS - 1) // THREADS)
-    event_log_weights_cuda[blocks, THREADS, stream](*args)
+    """One warp per event, THREADS per block; a batch of fewer than THREADS / WARP events gets one block of
+    just its warps (the shared buffers are sized for THREADS, any multiple of WARP below fits)."""
+    threads = min(THREADS, WARP * max(1, n_events))
+    blocks = max(1, (n_events * WARP + threads - 1) // threads)
+    event_log_weights_cuda[blocks, threads, stream](*args)
 
 
 @cuda.jit

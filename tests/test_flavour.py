@@ -265,3 +265,46 @@ def test_popcorn_samples_warn(flav_ee):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fastrsa.lund_log_weights(batch, th, names="rho")
+
+
+def test_fit_in_flavour_parameters(flav_ee, tmp_path, capsys):
+    """`Problem(..., flavour=True)` / `fastrsa fit --params ...,rho,xi`: theta holds all seven weight parameters,
+    the loss gradient in rho and xi equals finite differences of the loss, and a fit of rho against the base
+    sample itself (loss minimum exactly at the base) returns to the base's rho from 20% above it. Bases
+    without flavour records refuse in one line."""
+    from fastrsa.cli import main
+    from fastrsa.fit import Problem, fit
+    ds = flav_ee[0]
+    problem = Problem([ds.path], ds.path, "n_K,n_p,multiplicity", loss="chi2", flavour=True)
+    base = np.array(problem.base_points[0])
+    assert problem.space.names == ALL and len(base) == 7
+    th = base.copy()
+    th[3] *= 1.2                                                     # rho
+    th[4] *= 0.9                                                     # xi
+    ev = problem.loss_and_grad(torch.tensor(th[None]))
+    for j in (3, 4):
+        h = 1e-6 * th[j]
+        up, dn = th.copy(), th.copy()
+        up[j] += h
+        dn[j] -= h
+        fd = (problem.loss_and_grad(torch.tensor(up[None])).loss - problem.loss_and_grad(torch.tensor(dn[None])).loss) / (2 * h)
+        assert float(ev.grad[0, j]) == pytest.approx(float(fd[0]), rel=1e-5, abs=1e-9)
+    start = base.copy()
+    start[3] *= 1.2
+    res = fit(problem, start=start, params="rho", steps=60, lr=0.005, replicas=4, progress=False)
+    assert abs(res.theta[3] - base[3]) < 0.25 * abs(start[3] - base[3])
+    out = tmp_path / "f"
+    assert main(["fit", "--base", str(ds.path), "--target", str(ds.path), "--params", "rho", "--observables",
+                 "n_K,multiplicity", "--loss", "chi2", "--steps", "2", "--replicas", "4", "--no-plots", "--quiet",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "result.json").read_text())
+    assert doc["free"] == ["rho"] and "xi" in doc and doc["xi"] == pytest.approx(base[4])
+    capsys.readouterr()
+
+
+def test_flavour_fit_refuses_bases_without_flavour_records(string_ds, tmp_path, capsys):
+    from fastrsa.cli import main
+    assert main(["fit", "--base", str(string_ds.path), "--target", str(string_ds.path), "--params", "a,rho",
+                 "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flavour records" in err[0] and "--setup ee" in err[0]

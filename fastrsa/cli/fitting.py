@@ -18,10 +18,17 @@ DEFAULT_OBSERVABLES = "multiplicity,shapes"
 
 
 def make_problem(base, target, observables=DEFAULT_OBSERVABLES, loss="swd", projections=128, seed=0,
-                 device="cpu", data=None):
+                 device="cpu", data=None, flavour=False):
     from ..fit import Problem
     return Problem(base, target, observables, loss=loss, n_projections=projections, seed=seed, device=device,
-                   data=data)
+                   data=data, flavour=flavour)
+
+
+def wants_flavour(params: str | None) -> bool:
+    """True when --params names a flavour parameter (rho, xi, x, y): the fit then works in WEIGHT_SPACE."""
+    from ..params import FLAVOUR_PARAMS
+    names = {p.name for p in FLAVOUR_PARAMS}
+    return any(p.strip() in names for p in (params or "").split(","))
 
 
 def start_point(start: str | None, problem):
@@ -180,7 +187,7 @@ def _problem(args, observables=None):
     if (args.target is None) == (not data):
         raise ParameterError("--target or --data: give a target sample or measurements to fit (one of the two)")
     return make_problem(args.base, args.target, observables or args.observables, args.loss, args.projections,
-                        args.seed, args.device, data=data)
+                        args.seed, args.device, data=data, flavour=wants_flavour(getattr(args, "params", None)))
 
 
 def _check_counts(args) -> None:
@@ -245,6 +252,8 @@ def _cmd_fit(args) -> int:
             return _cmd_fit_joint(args, out)
         return _cmd_fit_shower(args, out)
     if args.dask:
+        if wants_flavour(args.params):
+            raise ParameterError("--params: flavour parameters are not fitted on a Dask cluster yet; leave out --dask")
         return _cmd_fit_dask(args, out)
     problem = _problem(args)
     result = run_fit(problem, out, start=start_point(args.start, problem), params=args.params, steps=args.steps,
@@ -392,7 +401,8 @@ def _observable_names() -> list[str]:
 
 def _fit_args(p, replicas: int):
     p.add_argument("--params", default="a,b",
-                   help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)}; or lambda (a shower "
+                   help=f"parameters to fit, comma-separated, of {','.join(SPACE.names)} and, on bases with flavour "
+                        "records (--setup ee or --cmnd), rho,xi,x,y; or lambda (a shower "
                         "dataset from 'fastrsa shower' as --base and --target, events moved in Lambda); or "
                         "lambda,a,b[,sigma] (a dqcd --base from 'fastrsa generate --setup dqcd': the joint fit, "
                         "docs/shower.md)")

@@ -24,8 +24,9 @@ from ..hadronization.dispatch import BACKENDS, resolve_device
 from ..hadronization.weights import log_weights_and_jacobian, lund_log_weights
 from ..losses import LOSSES, build_loss, check_loss
 from ..observables import Observable, compute, expand_names
-from ..params import SPACE
+from ..params import SPACE, WEIGHT_SPACE
 from ..store.dataset import open_dataset
+from ..store.flavour import dataset_flavour_base, has_flavour
 from ..store.hadrons import check_same_setup, dataset_hadrons, load_hadrons
 from .measured import DataChi2, DataTarget, MeasuredChi2, parse_data
 
@@ -61,16 +62,19 @@ class Problem:
 
     def __init__(self, bases, target=None, observables="multiplicity,shapes", loss: str = "swd",
                  n_projections: int = 128, seed: int = 0, device="cpu", classifiers: dict | None = None,
-                 backend: str = "auto", data=None):
+                 backend: str = "auto", data=None, flavour: bool = False):
         """`target`: a sample to compare with (any registered loss), or `data`: measurements (DataTarget
-        or 'NAME[=OBSERVABLE[:STATISTIC]]' strings) fitted by their chi2; one of the two."""
+        or 'NAME[=OBSERVABLE[:STATISTIC]]' strings) fitted by their chi2; one of the two. `flavour`: theta
+        also holds the flavour parameters rho, xi, x, y (params.WEIGHT_SPACE); every base needs flavour
+        records (format 3, ee or cmnd setups)."""
         if isinstance(bases, (str, bytes)) or not hasattr(bases, "__iter__"):
             bases = [bases]
         if not bases:
             raise ParameterError("base: give at least one base dataset")
         if (target is None) == (not data):
             raise ParameterError("target: give either a target sample (--target) or measurements (--data)")
-        self.space = SPACE
+        self.space = WEIGHT_SPACE if flavour else SPACE
+        self.flavour = bool(flavour)
         self.data = [d if isinstance(d, DataTarget) else parse_data(d) for d in (data or [])]
         if self.data:
             observables, loss = [d.observable for d in self.data], "data-chi2"
@@ -83,6 +87,12 @@ class Problem:
         self.device = resolve_device(device)
         self.backend = backend
         self.datasets = [open_dataset(b) for b in bases]
+        if flavour:
+            for ds in self.datasets:
+                if not has_flavour(ds.meta):
+                    raise ParameterError(f"params: flavour parameters (rho, xi, x, y) need bases with flavour records; "
+                                         f"{ds.path} has none (format {ds.format_version}, setup "
+                                         f"{ds.meta['setup'].get('name')}): generate it with --setup ee or --cmnd")
         for ds in self.datasets:
             if not ds.complete:
                 raise DatasetError(f"{ds.path}: incomplete ({len(ds.shards)} of {ds.manifest['n_shards']} "
@@ -120,6 +130,8 @@ class Problem:
     @property
     def base_points(self) -> list[tuple]:
         """Each base's point in the ParameterSpace's coordinates."""
+        if self.flavour:
+            return [ds.base.theta + dataset_flavour_base(ds).theta for ds in self.datasets]
         return [ds.base.theta for ds in self.datasets]
 
     def describe(self) -> str:
@@ -151,6 +163,9 @@ class Problem:
 
     def log_weights(self, theta: torch.Tensor) -> list[torch.Tensor]:
         """Each base's log-weights [K, N_b] at theta [K, P] (the Lund engine takes its columns)."""
+        if self.flavour:
+            return [lund_log_weights(batch, theta, names=self.space.names, backend=self.backend)
+                    for batch in self.batches]
         lund = theta[..., LUND_COLUMNS]
         return [lund_log_weights(batch, lund, backend=self.backend) for batch in self.batches]
 
@@ -215,13 +230,15 @@ class Problem:
         multiplicities of base and target events), all at theta. log w is linearized at theta with the
         kernel's exact Jacobian, which gives each replica's exact gradient there from one kernel pass."""
         th = self.as_points(theta)
-        lin = [log_weights_and_jacobian(b, th[:, LUND_COLUMNS], self.backend) for b in self.batches]
+        cols = list(range(len(self.space))) if self.flavour else LUND_COLUMNS
+        names = self.space.names if self.flavour else None
+        lin = [log_weights_and_jacobian(b, th[:, cols], self.backend, names) for b in self.batches]
         bm, tm = self.poisson_multiplicities(replicas, seed)
         grads = []
         for s in range(0, replicas, chunk):
             n = min(chunk, replicas - s)
             phi = th.repeat(n, 1).requires_grad_(True)
-            lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, LUND_COLUMNS], jac[0]) for lw, jac in lin]
+            lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, cols], jac[0]) for lw, jac in lin]
             p, _, _ = self.mixture(lws, [m[s:s + n] for m in bm])
             q = None if tm is None else self.target_weights * tm[s:s + n]
             self.loss(p, q).sum().backward()

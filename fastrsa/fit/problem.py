@@ -62,11 +62,12 @@ class Problem:
 
     def __init__(self, bases, target=None, observables="multiplicity,shapes", loss: str = "swd",
                  n_projections: int = 128, seed: int = 0, device="cpu", classifiers: dict | None = None,
-                 backend: str = "auto", data=None, flavour: bool = False):
+                 backend: str = "auto", data=None, flavour: bool = False, features: bool = False):
         """`target`: a sample to compare with (any registered loss), or `data`: measurements (DataTarget
         or 'NAME[=OBSERVABLE[:STATISTIC]]' strings) fitted by their chi2; one of the two. `flavour`: theta
         also holds the flavour parameters rho, xi, x, y (params.WEIGHT_SPACE); every base needs flavour
-        records (format 3, ee or cmnd setups)."""
+        records (format 3, ee or cmnd setups). `features`: precompute per-trial features in the batches
+        (TrialBatch.with_features: the same weights, faster steps, 32 more bytes per trial)."""
         if isinstance(bases, (str, bytes)) or not hasattr(bases, "__iter__"):
             bases = [bases]
         if not bases:
@@ -109,6 +110,8 @@ class Problem:
         self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
         del hadrons             # the particles are done with: their observables are kept
         self.batches = [TrialBatch.from_dataset(ds, self.device) for ds in self.datasets]
+        if features:
+            self.batches = [b.with_features() for b in self.batches]
         self.sizes = [len(b) for b in self.batches]
         self.all_sim = _concat(self.sim_obs, self.names)
         if self.data:

@@ -1,6 +1,7 @@
 """TrialBatch: a dataset's records as tensors, with every base-point term computed once."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ class TrialBatch:
     flav: torch.Tensor | None = None
     flavour: FlavourBase | None = None
     flavour_missing: str = "this batch has no flavour records"
+    feat: torch.Tensor | None = None
 
     FIELDS = ("offsets", "z", "lfB", "hadron", "h_m", "h_cls", "table", "n_breaks", "sum_pt2")
 
@@ -60,12 +62,24 @@ class TrialBatch:
     @property
     def nbytes(self) -> int:
         """Bytes held by the batch's tensors."""
-        return sum(getattr(self, f).element_size() * getattr(self, f).numel() for f in self.FIELDS)
+        opt = [x for x in (self.flav, self.feat) if x is not None]
+        return sum(x.element_size() * x.numel() for x in [getattr(self, f) for f in self.FIELDS] + opt)
 
     def to(self, device) -> "TrialBatch":
         return TrialBatch(base=self.base, **{f: getattr(self, f).to(device) for f in self.FIELDS},
                           flav=None if self.flav is None else self.flav.to(device), flavour=self.flavour,
-                          flavour_missing=self.flavour_missing)
+                          flavour_missing=self.flavour_missing,
+                          feat=None if self.feat is None else self.feat.to(device))
+
+    def with_features(self) -> "TrialBatch":
+        """The same batch plus per-trial features `feat` [T, 4]: 1/z, log z, log(1 - z) and log(1 - F_B),
+        computed once (32 more bytes per trial). The kernels then skip those transcendental functions at
+        every theta; the weights and gradients are the same to the bit (docs/weights.md: the trade-off)."""
+        if self.feat is not None:
+            return self
+        feat = np.empty((self.n_trials, 4), np.float64)
+        cpu_kernels.trial_features(self.z.cpu().numpy(), self.lfB.cpu().numpy(), feat)
+        return dataclasses.replace(self, feat=torch.from_numpy(feat).to(self.device))
 
     @classmethod
     def from_dataset(cls, ds, device="cpu") -> "TrialBatch":

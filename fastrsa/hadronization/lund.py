@@ -101,11 +101,12 @@ def log_f_and_grad(A, B, C, z, lnz, ln1mz):
 
 
 @register_jitable
-def trial_log_ratio(d, ga, gb, accepted, lfB, log_zhead):
+def trial_log_ratio(d, ga, gb, accepted, lfB, lrb, log_zhead):
     """One trial's log-weight from its log-ratio d = log f_theta(z) - log f_B(z) and dd/d(a, b).
 
     Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial: r; rejected trial:
-    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead), lfB = log F_B. Returns (logw, dlogw/da,
+    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead), lfB = log F_B, lrb = log(1 - F_B) (NaN:
+    computed here). Returns (logw, dlogw/da,
     dlogw/db, capped) where capped = 1 when the ratio hit zHead (the new point is not covered by the base
     sampling there).
     """
@@ -121,11 +122,13 @@ def trial_log_ratio(d, ga, gb, accepted, lfB, log_zhead):
     if fn >= 1.0:
         return -math.inf, 0.0, 0.0, capped
     s = -fn / (1.0 - fn)
-    return math.log1p(-fn) - math.log1p(-math.exp(lfB)), s * ga, s * gb, capped
+    if lrb != lrb:
+        lrb = math.log1p(-math.exp(lfB))
+    return math.log1p(-fn) - lrb, s * ga, s * gb, capped
 
 
 @register_jitable
-def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, log_zhead, t, t1, stride):
+def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, feat, log_zhead, t, t1, stride):
     """Sum of the trial log-weights over trials t, t + stride, ... < t1 of one event: (log w, d/da, d/db,
     capped count). The CPU kernel walks an event with stride 1, a CUDA lane with the warp size.
 
@@ -134,7 +137,11 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, 
     `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z) itself,
     are recomputed here from those, with the same operations as when the dataset was loaded, so the
     base term log f_B(z) is bit-identical to a stored one; zMax is computed once per z sampling.
+    `feat` [T, 4] (or [0, 4]: off) holds each trial's 1/z, log z, log(1 - z) and log(1 - F_B), computed
+    once by the same functions (TrialBatch.with_features): then a trial needs no transcendental function
+    but the two of F_theta, and the results are the same to the bit.
     """
+    has_feat = feat.shape[0] > 0
     lw = 0.0
     ga = 0.0
     gb = 0.0
@@ -158,14 +165,21 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, 
             Cb = table[c, 1] + kc * b_base
             bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC = shape_constants(Ab, Bb, Cb)
             h_prev = h
-        zt = z[t]
-        iz = 1.0 / zt
-        lnz = math.log(zt)
-        ln1mz = math.log1p(-zt)
+        lrb = math.nan
+        if has_feat:
+            iz = feat[t, 0]
+            lnz = feat[t, 1]
+            ln1mz = feat[t, 2]
+            lrb = feat[t, 3]
+        else:
+            zt = z[t]
+            iz = 1.0 / zt
+            lnz = math.log(zt)
+            ln1mz = math.log1p(-zt)
         lf, fA, fB, fC = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz)
         lfb, _, _, _ = log_f_given(Ab, Bb, Cb, bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC, iz, lnz, ln1mz)
         lft = lfB[t]
-        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, lft > 0.0, lft, log_zhead)
+        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, lft > 0.0, lft, lrb, log_zhead)
         lw += w
         ga += da
         gb += db

@@ -145,12 +145,14 @@ class Dataset:
         have = set(columns_of_version(self.format_version))
         return [c for g in groups for c in LIST_GROUPS[g] if c in have] + ["n_attempts"]
 
-    def to_torch(self, device="cpu"):
-        """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`."""
+    def to_torch(self, device="cpu", features: bool = False):
+        """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`; `features`: also
+        precompute per-trial features (faster weights, 32 more bytes per trial: TrialBatch.with_features)."""
         from ..hadronization.batch import (
             TrialBatch,  # the one upward reach: a convenience for users
         )
-        return TrialBatch.from_dataset(self, device=device)
+        batch = TrialBatch.from_dataset(self, device=device)
+        return batch.with_features() if features else batch
 
 
 def open_dataset(path) -> Dataset:

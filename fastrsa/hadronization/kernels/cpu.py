@@ -49,7 +49,7 @@ def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
 
 
 @njit(parallel=True, cache=True)
-def event_log_weights(offsets, z, lfB, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
+def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
                       sigma_base, log_zhead, out_lw, out_grad, out_capped):
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
     of event i whose ratio Pythia caps at zHead (not covered by the base sampling)."""
@@ -59,13 +59,25 @@ def event_log_weights(offsets, z, lfB, hadron, h_m, h_cls, table, n_breaks, sum_
         t1 = offsets[i + 1]
         for k in range(theta.shape[0]):
             lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], a_base, b_base, table, h_m,
-                                                h_cls, hadron, z, lfB, log_zhead, t0, t1, 1)
+                                                h_cls, hadron, z, lfB, feat, log_zhead, t0, t1, 1)
             pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
             out_lw[k, i] = lw + pw
             out_grad[k, i, COL_A] = ga
             out_grad[k, i, COL_B] = gb
             out_grad[k, i, COL_SIGMA] = gs
             out_capped[k, i] = nc
+
+
+@njit(parallel=True, cache=True)
+def trial_features(z, lfB, out):
+    """Per trial, once: 1/z, log z, log(1 - z) and, for a rejected trial (lfB <= 0), log(1 - F_B); the very
+    expressions the kernel evaluates without them (lund.strided_trial_sums), so results agree to the bit."""
+    for t in prange(z.shape[0]):
+        zt = z[t]
+        out[t, 0] = 1.0 / zt
+        out[t, 1] = math.log(zt)
+        out[t, 2] = math.log1p(-zt)
+        out[t, 3] = math.log1p(-math.exp(lfB[t])) if lfB[t] <= 0.0 else 0.0
 
 
 @njit(parallel=True, cache=True)

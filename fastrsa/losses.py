@@ -55,6 +55,9 @@ def _rescaled(w: torch.Tensor) -> torch.Tensor:
     return w / top
 
 
+CHUNK_ELEMENTS = 2**25     # sliced Wasserstein: elements of one [rows, directions, events] intermediate (256 MB)
+
+
 def _normalize(w: torch.Tensor) -> torch.Tensor:
     total = w.sum(-1, keepdim=True)
     return w / total
@@ -172,7 +175,11 @@ class SlicedWasserstein(torch.nn.Module):
         shape = torch.broadcast_shapes(ws.shape[:-1], wt.shape[:-1])
         mass = torch.cat([ws.expand(*shape, ws.shape[-1]), -wt.expand(*shape, wt.shape[-1])], -1)
         total = 0.0
-        # Chunks of directions bound the [..., P, M] intermediates.
+        # Chunks of directions bound the [..., P, M] intermediates: at most CHUNK_ELEMENTS per chunk whatever
+        # the number of rows (a Hessian's 2d points, bootstrap replicas) and events (2e6 at the RSA paper's
+        # scale: one row of 32 directions is already 512 MB).
+        rows = int(np.prod(shape)) if len(shape) else 1
+        chunk = max(1, min(chunk, CHUNK_ELEMENTS // max(1, rows * mass.shape[-1])))
         for s in range(0, self.n_projections, chunk):
             cdf = torch.cumsum(mass[..., self.order[s:s + chunk]], -1)[..., :-1]
             total = total + (cdf.abs() * self.du[s:s + chunk]).sum((-1, -2))

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from .errors import ParameterError
 
@@ -53,6 +54,12 @@ def _rescaled(w: torch.Tensor) -> torch.Tensor:
     if bool((top <= 0).any()):
         raise ParameterError("target_weights: are all zero; at least one target event needs a positive weight")
     return w / top
+
+
+def _swd_chunk(mass: torch.Tensor, order: torch.Tensor, du: torch.Tensor) -> torch.Tensor:
+    """sum over the chunk's directions of sum_k |CDF difference at u_k| (u_{k+1} - u_k)."""
+    cdf = torch.cumsum(mass[..., order], -1)[..., :-1]
+    return (cdf.abs() * du).sum((-1, -2))
 
 
 CHUNK_ELEMENTS = 2**25     # sliced Wasserstein: elements of one [rows, directions, events] intermediate (256 MB)
@@ -178,11 +185,15 @@ class SlicedWasserstein(torch.nn.Module):
         # Chunks of directions bound the [..., P, M] intermediates: at most CHUNK_ELEMENTS per chunk whatever
         # the number of rows (a Hessian's 2d points, bootstrap replicas) and events (2e6 at the RSA paper's
         # scale: one row of 32 directions is already 512 MB).
+        # With a gradient to take, each chunk is recomputed in the backward pass (checkpointing) instead of
+        # keeping every chunk's [rows, directions, events] cumulative sums alive until then.
         rows = int(np.prod(shape)) if len(shape) else 1
         chunk = max(1, min(chunk, CHUNK_ELEMENTS // max(1, rows * mass.shape[-1])))
+        keep = torch.is_grad_enabled() and mass.requires_grad
         for s in range(0, self.n_projections, chunk):
-            cdf = torch.cumsum(mass[..., self.order[s:s + chunk]], -1)[..., :-1]
-            total = total + (cdf.abs() * self.du[s:s + chunk]).sum((-1, -2))
+            o, du = self.order[s:s + chunk], self.du[s:s + chunk]
+            total = total + (checkpoint(_swd_chunk, mass, o, du, use_reentrant=False) if keep
+                             else _swd_chunk(mass, o, du))
         return total / self.n_projections
 
 

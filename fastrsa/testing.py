@@ -38,13 +38,11 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     last holds pythia8mc.KinematicVariations(...).weight recomputed from the stored records.
     """
     from .generation.plan import RunConfig
-    from .generation.shard import build_table, shard_meta
+    from .generation.shard import shard_meta
     from .params import BaseParams
     from .pythia.records import import_pythia, make_reader
-    from .pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
+    from .pythia.run import actual_base, actual_flavour_base, new_pythia
     from .pythia.setups import make_setup, pythia_settings
-    from .store.dataset import open_dataset
-    from .store.writer import write_manifest, write_shard
 
     p8 = import_pythia()
     cfg = RunConfig(events, BaseParams(**(base or {})), make_setup(setup), seed, events)
@@ -58,25 +56,13 @@ def insitu_run(out: Path, points: list, events: int, setup: str = "string", seed
     info = py.infoPython()
     names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
     idx = [names.index(f"p{k}") for k in range(len(points))]
-    rows, insitu, kvw, cache = [], [], [], {}
-    while len(rows) < events:
-        got = next_event(py, reader, cfg.setup, cache)
-        if got is None:
-            continue
-        rows.append(got)
-        info = py.infoPython()
-        insitu.append([info.weightValueByIndex(i) for i in idx])
-        r = got[0]
-        kvw.append([kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(),
-                              r.pt.tolist()) for (a, b, s) in points])
+    rows, insitu, kvw = _insitu_events(py, reader, cfg.setup, events, idx, lambda r: [
+        kv.weight(a, b, bp.r_fact_c, bp.r_fact_b, s, r.z_int.tolist(), r.z_dbl.tolist(), r.pt.tolist())
+        for (a, b, s) in points])
     meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
                       settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra,
                       flavour=actual_flavour_base(py))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_shard(out, 0, build_table(rows, meta))
-    write_manifest(out, {"identity": {}, "n_shards": 1})
-    return open_dataset(out), np.array(insitu).T, np.array(kvw).T
+    return _one_shard(out, rows, meta), insitu, kvw
 
 
 def insitu_flavour_run(out: Path, points: list, events: int, seed: int = 11, base: dict | None = None) -> tuple:
@@ -85,13 +71,11 @@ def insitu_flavour_run(out: Path, points: list, events: int, seed: int = 11, bas
     posthoc is Pythia's own post-hoc weight from the stored records: KinematicVariations times
     FlavorVariations (each 1 when none of its parameters is in the point)."""
     from .generation.plan import RunConfig
-    from .generation.shard import build_table, shard_meta
+    from .generation.shard import shard_meta
     from .params import BaseParams
     from .pythia.records import import_pythia, make_reader
-    from .pythia.run import actual_base, actual_flavour_base, new_pythia, next_event
+    from .pythia.run import actual_base, actual_flavour_base, new_pythia
     from .pythia.setups import make_setup, pythia_settings
-    from .store.dataset import open_dataset
-    from .store.writer import write_manifest, write_shard
 
     key = {"a": "aLund", "b": "bLund", "sigma": "ptSigma", "rho": "rho", "xi": "xi", "x": "x", "y": "y"}
     p8 = import_pythia()
@@ -111,22 +95,37 @@ def insitu_flavour_run(out: Path, points: list, events: int, seed: int = 11, bas
     info = py.infoPython()
     names = [info.weightNameByIndex(i) for i in range(info.numberOfWeights())]
     idx = [names.index(f"p{k}") for k in range(len(points))]
+    rows, insitu, post = _insitu_events(py, reader, cfg.setup, events, idx, lambda r: [
+        kv.weight(q["a"], q["b"], bp.r_fact_c, bp.r_fact_b, q["sigma"], r.z_int.tolist(), r.z_dbl.tolist(),
+                  r.pt.tolist()) * fv.weight(fp, r.flav.tolist() + [0]) for q, fp in zip(full, fparms)])
+    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
+                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra, flavour=fb)
+    return _one_shard(out, rows, meta), insitu, post
+
+
+def _insitu_events(py, reader, setup, events: int, idx: list, posthoc) -> tuple:
+    """The next `events` successful events of `py`: their rows, Pythia's in-situ weights at the weight indices
+    `idx` ([K, N]) and `posthoc(records)` per event ([K, N])."""
+    from .pythia.run import next_event
     rows, insitu, post, cache = [], [], [], {}
     while len(rows) < events:
-        got = next_event(py, reader, cfg.setup, cache)
+        got = next_event(py, reader, setup, cache)
         if got is None:
             continue
         rows.append(got)
         info = py.infoPython()
         insitu.append([info.weightValueByIndex(i) for i in idx])
-        r = got[0]
-        post.append([kv.weight(q["a"], q["b"], bp.r_fact_c, bp.r_fact_b, q["sigma"], r.z_int.tolist(),
-                               r.z_dbl.tolist(), r.pt.tolist()) * fv.weight(fp, r.flav.tolist() + [0])
-                     for q, fp in zip(full, fparms)])
-    meta = shard_meta(bp, cfg, 0, cfg.shard_seed(0), events, 0, generator="fastrsa.testing",
-                      settings=pythia_settings(cfg.base, cfg.setup, cfg.shard_seed(0)) + extra, flavour=fb)
+        post.append(posthoc(got[0]))
+    return rows, np.array(insitu).T, np.array(post).T
+
+
+def _one_shard(out, rows: list, meta: dict):
+    """A one-shard dataset in directory `out`, opened."""
+    from .generation.shard import build_table
+    from .store.dataset import open_dataset
+    from .store.writer import write_manifest, write_shard
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_shard(out, 0, build_table(rows, meta))
     write_manifest(out, {"identity": {}, "n_shards": 1})
-    return open_dataset(out), np.array(insitu).T, np.array(post).T
+    return open_dataset(out)

@@ -21,7 +21,7 @@ from ..errors import DatasetError, ParameterError
 from ..params import SHOWER_SPACE, BaseParams
 from ..progress import Progress
 from ..pythia.records import import_pythia, make_reader
-from ..pythia.run import actual_base, new_pythia, next_event
+from ..pythia.run import actual_base, new_pythia
 from ..pythia.sentinel import N_SENTINEL_EVENTS, run_sentinel
 from ..pythia.setups import PartonEvents, make_setup, pythia_settings
 from ..shower import DEFAULT_DY, SHOWER_VERSION, ShowerSample
@@ -31,7 +31,7 @@ from ..store.layout import read_manifest
 from ..store.layout import shards as list_shards
 from ..store.schema import META_KEY, PARTON_COMPONENTS, parton_fields
 from ..store.writer import prepare_run_dir, write_shard
-from .shard import ShardMaker, build_table, make_meta, sentinel_meta, shard_meta
+from .shard import ShardMaker, build_table, collect_events, make_meta, sentinel_meta, shard_meta
 
 DEFAULT_LAMBDA = 0.4
 DEFAULT_ORDERS = 3
@@ -103,19 +103,8 @@ def with_partons(table: pa.Table, s: ShowerSample, seeds, p=None, keep=None, log
 
 
 def _hadronize(py, reader, setup, src: PartonEvents, on_events=None, every=250) -> list:
-    rows, cache, since = [], {"partons": src}, 0
-    while len(rows) < len(src):
-        got = next_event(py, reader, setup, cache)     # a failure retries the same partons (PartonEvents.done)
-        if got is None:
-            continue
-        rows.append(got)
-        since += 1
-        if on_events is not None and since == every:
-            on_events(since)
-            since = 0
-    if on_events is not None and since:
-        on_events(since)
-    return rows
+    # A failure retries the same partons with the next seed (PartonEvents.done): no event is skipped.
+    return collect_events(py, reader, setup, {"partons": src}, len(src), on_events, every)[0]
 
 
 class DqcdShardMaker(ShardMaker):

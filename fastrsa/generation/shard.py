@@ -96,6 +96,29 @@ def shard_meta(base: BaseParams, config: RunConfig, index: int, seed: int, event
                      sentinel_meta(base, flavour), generator, flavour)
 
 
+def collect_events(py, reader, setup, cache: dict, n: int, on_events=None, every: int = 250,
+                   where: str | None = None) -> tuple[list, int]:
+    """(rows, failed): the next `n` successful events of `py` (next_event), calling `on_events(k)` every
+    `every` events (progress). Failed events are counted; with `where`, more than 100 + (events so far) of
+    them is a PythiaError naming it (None: failures are retried without limit)."""
+    rows, failed, since = [], 0, 0
+    while len(rows) < n:
+        got = next_event(py, reader, setup, cache)
+        if got is None:
+            failed += 1
+            if where is not None and failed > 100 + len(rows):
+                raise PythiaError(f"Pythia {pythia_version()} failed {failed} events in {where}")
+            continue
+        rows.append(got)
+        since += 1
+        if on_events is not None and since == every:
+            on_events(since)
+            since = 0
+    if on_events is not None and since:
+        on_events(since)
+    return rows, failed
+
+
 class ShardMaker:
     """Per-process state for making shards of one run (see module docstring).
 
@@ -129,20 +152,7 @@ class ShardMaker:
         settings = pythia_settings(self.config.base, self.config.setup, seed)
         py = self._ready.pop(i, None) or new_pythia(self.pythia8mc, self.config.base, self.config.setup, seed)
         reader = make_reader(py, self.pythia8mc, flavour=self.flavour is not None)
-        rows, failed, since = [], 0, 0
-        while len(rows) < self.config.shard_size(i):
-            got = next_event(py, reader, self.config.setup, self._cache)
-            if got is None:
-                failed += 1
-                if failed > 100 + len(rows):
-                    raise PythiaError(f"Pythia {pythia_version()} failed {failed} events in shard {i}")
-                continue
-            rows.append(got)
-            since += 1
-            if on_events is not None and since == every:
-                on_events(since)
-                since = 0
-        if on_events is not None and since:
-            on_events(since)
+        rows, failed = collect_events(py, reader, self.config.setup, self._cache, self.config.shard_size(i),
+                                      on_events, every, where=f"shard {i}")
         return build_table(rows, shard_meta(self.base, self.config, i, seed, len(rows), failed,
                                             settings=settings, flavour=self.flavour))

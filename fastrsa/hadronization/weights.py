@@ -15,7 +15,7 @@ import warnings
 import torch
 
 from ..errors import DatasetError, ParameterError
-from ..params import SPACE, WEIGHT_SPACE, BaseParams
+from ..params import WEIGHT_SPACE, BaseParams
 from .batch import TrialBatch
 from .dispatch import run_flavour_tables, run_lund_kernel
 from .flavmath import FLAV_COLUMNS
@@ -26,17 +26,7 @@ NP = len(KERNEL_COLUMNS)
 
 def check_theta(theta: torch.Tensor, batch: TrialBatch) -> None:
     """theta must be a float tensor [3] or [K, 3] on the batch's device, inside the model's domain."""
-    cols = ", ".join(KERNEL_COLUMNS)
-    if not isinstance(theta, torch.Tensor):
-        raise ParameterError(f"theta: must be a torch tensor of shape [{NP}] or [K, {NP}] (columns {cols})")
-    if not theta.is_floating_point() or theta.dtype in (torch.float16, torch.bfloat16):
-        # Half precision would silently move the point (0.68 is 0.6802 in float16): refused, not rounded.
-        raise ParameterError(f"theta: dtype {theta.dtype} cannot hold the point exactly; use torch.float64")
-    if theta.device != batch.device:
-        raise ParameterError(f"theta: on {theta.device} but the batch is on {batch.device}; move one of them")
-    if theta.dim() not in (1, 2) or theta.shape[-1] != NP:
-        raise ParameterError(f"theta: shape {tuple(theta.shape)}; expected [{NP}] or [K, {NP}] ({cols})")
-    SPACE.check(theta, where="theta", names=KERNEL_COLUMNS)
+    check_named_theta(theta, batch, KERNEL_COLUMNS)
 
 
 def theta_names(theta: torch.Tensor, names) -> tuple:
@@ -64,6 +54,7 @@ def check_named_theta(theta: torch.Tensor, batch: TrialBatch, names: tuple) -> N
     if not isinstance(theta, torch.Tensor):
         raise ParameterError(f"theta: must be a torch tensor of shape [{P}] or [K, {P}] (columns {cols})")
     if not theta.is_floating_point() or theta.dtype in (torch.float16, torch.bfloat16):
+        # Half precision would silently move the point (0.68 is 0.6802 in float16): refused, not rounded.
         raise ParameterError(f"theta: dtype {theta.dtype} cannot hold the point exactly; use torch.float64")
     if theta.device != batch.device:
         raise ParameterError(f"theta: on {theta.device} but the batch is on {batch.device}; move one of them")

@@ -178,7 +178,7 @@ def open_dataset(path) -> Dataset:
             raise DatasetError(f"{s}: not a readable Parquet file ({str(exc).splitlines()[0]}); delete it and "
                                "resume the generation run") from None
         m = read_meta(schema, str(s))
-        check_footer(s, md, manifest)       # index, rows, run and metadata digest (store/integrity.py)
+        check_footer(s, md, manifest, m)    # index, rows, run and metadata digest (store/integrity.py)
         footers.append(md.num_rows)
         if meta is None:
             meta = m

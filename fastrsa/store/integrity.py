@@ -18,17 +18,16 @@ Each failure is one DatasetError naming the shard and the fix.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DatasetError
-from .layout import manifest_path, read_manifest, shard_index, shards
+from .layout import json_object, manifest_path, read_manifest, shard_index, shards
+from .schema import META_KEY  # the key of fastrsa's shard metadata (every fastrsa format uses it)
 from .writer import write_manifest
 
-META_KEY = b"fastrsa"       # the key of fastrsa's shard metadata (every fastrsa format uses it)
 _CHUNK = 1 << 22
 
 
@@ -82,22 +81,17 @@ def _shard_meta(schema_metadata: dict | None, path) -> dict:
     if raw is None:
         raise DatasetError(f"{path}: not a fastrsa shard (no '{META_KEY.decode()}' schema metadata); remove it "
                            "from the dataset directory")
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise DatasetError(f"{path}: its fastrsa metadata is not a JSON object (edited or corrupt); delete the "
-                           "shard and rerun the generation command to regenerate it")
-    return meta
+    return json_object(raw, f"{path}: its fastrsa metadata",
+                       "edited or corrupt; delete the shard and rerun the generation command to regenerate it")
 
 
-def check_footer(path, metadata: pq.FileMetaData, manifest: dict | None) -> dict:
-    """The open-time checks of one shard (see module docstring); returns its fastrsa metadata dict."""
+def check_footer(path, metadata: pq.FileMetaData, manifest: dict | None, meta: dict | None = None) -> dict:
+    """The open-time checks of one shard (see module docstring); returns its fastrsa metadata dict (`meta`:
+    already parsed from the same footer by the caller)."""
     path = Path(path)
     fix = "delete it and rerun the generation command to regenerate it"
     schema_md = metadata.schema.to_arrow_schema().metadata
-    meta = _shard_meta(schema_md, path)
+    meta = _shard_meta(schema_md, path) if meta is None else meta
     index, rows = shard_index(path), metadata.num_rows
     sh = meta.get("shard")
     if index is not None and isinstance(sh, dict):

@@ -62,11 +62,24 @@ class ShardedRun:
         return min(self.shard_events, self.events - i * self.shard_events)
 
 
+def json_object(raw: bytes, what: str, fix: str) -> dict:
+    """`raw` parsed as a JSON object, or one DatasetError '{what} is not valid JSON / is a JSON list ...; {fix}'."""
+    import json
+
+    from ..errors import DatasetError
+    try:
+        obj = json.loads(raw)
+    except ValueError as exc:
+        raise DatasetError(f"{what} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{what} is a JSON {type(obj).__name__}, not an object; {fix}")
+    return obj
+
+
 def read_manifest(path) -> dict:
     """The manifest dict of either layout (JSON file, or the metadata of the zero-row Parquet file),
     checked for shape: an object with an `identity` object, `n_shards` an integer or null, and `shards`
     (when present) an object. Anything else is one DatasetError naming the field."""
-    import json
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -80,12 +93,7 @@ def read_manifest(path) -> dict:
         raise DatasetError(f"{p}: the dataset manifest cannot be read ({str(exc).splitlines()[0]}); {fix}") from None
     if raw is None:
         raise DatasetError(f"{p}: the dataset manifest holds no '{MANIFEST_KEY.decode()}' metadata; {fix}")
-    try:
-        m = json.loads(raw)
-    except ValueError as exc:
-        raise DatasetError(f"{p}: the dataset manifest is not valid JSON ({exc}); {fix}") from None
-    if not isinstance(m, dict):
-        raise DatasetError(f"{p}: the dataset manifest is a JSON {type(m).__name__}, not an object; {fix}")
+    m = json_object(raw, f"{p}: the dataset manifest", fix)
     checks = (("identity", isinstance(m.get("identity"), dict), "an object"),
               ("n_shards", m.get("n_shards") is None or (type(m.get("n_shards")) is int and m["n_shards"] >= 0),
                "a non-negative integer or null"),

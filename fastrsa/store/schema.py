@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from ..errors import DatasetError, FastRSAError
 from ..params import BaseParams
+from .layout import json_object
 
 FORMAT_NAME = "fastrsa-rsa-history"
 FORMAT_VERSION = 3                      # 3: + flavour records; 2: every final-state particle plus `is_hadron`; 1: hadrons only
@@ -61,12 +62,7 @@ def read_meta(schema: pa.Schema, where: str) -> dict:
     if raw is None:
         raise DatasetError(f"{where}: not a fastrsa dataset (no '{META_KEY.decode()}' schema metadata)")
     fix = "the shard's metadata was edited or damaged; delete the shard and rerun the generation command"
-    try:
-        meta = json.loads(raw)
-    except ValueError as exc:
-        raise DatasetError(f"{where}: its fastrsa metadata is not valid JSON ({exc}); {fix}") from None
-    if not isinstance(meta, dict):
-        raise DatasetError(f"{where}: its fastrsa metadata is a JSON {type(meta).__name__}, not an object; {fix}")
+    meta = json_object(raw, f"{where}: its fastrsa metadata", fix)
     if meta.get("format") != FORMAT_NAME:
         raise DatasetError(f"{where}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
     version = meta.get("format_version")

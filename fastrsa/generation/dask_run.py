@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from ..errors import DatasetError, FastRSAError, PythiaError
@@ -58,7 +59,9 @@ def run_dask(out: Path, config: RunConfig, todo: list, client, progress: bool, d
 
     remote = UrlDir(str(out)) if is_url(out) else None
     out = out if remote is not None else Path(out).resolve()
-    token = tokenize(config.identity(), str(out))
+    # A fresh key per run: a key the client still holds from an earlier run (a shard since deleted, now to be
+    # redone) would hand back that run's finished result instead of making the shard again.
+    token = f"{tokenize(config.identity(), str(out))}-{uuid.uuid4().hex[:8]}"
     futures = [client.submit(make_shard, config, str(out), i, key=f"fastrsa-shard-{token}-{i}", pure=False)
                for i in todo]
     bar = Progress(config.events, done_events) if progress else None

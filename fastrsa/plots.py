@@ -155,11 +155,12 @@ def plot_measurement(target, curves: dict, stem, chi2: dict | None = None) -> li
     plt = _plt()
     m = target.measurement
     skipped = set(target.skipped)
+    means = target.statistic in ("mean", "means")      # single numbers: one point per bin, at 0, 1, ...
     used = np.array([f"{lo:g}-{hi:g}" not in skipped for lo, hi in zip(m.lo, m.hi)]) \
-        if target.statistic != "mean" else np.ones(m.n, bool)
+        if not means else np.ones(m.n, bool)
     lo, hi = m.lo[used], m.hi[used]
-    x = 0.5 * (lo + hi) if target.statistic != "mean" else np.array([0.0])
-    xerr = 0.5 * (hi - lo) if target.statistic != "mean" else np.array([0.5])
+    x = 0.5 * (lo + hi) if not means else np.arange(float(m.n))
+    xerr = 0.5 * (hi - lo) if not means else np.full(m.n, 0.4)
     d, em, ep = m.values[used], m.err_minus[used], m.err_plus[used]
     fig, (ax, rx) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     ax.errorbar(x, d, yerr=[em, ep], xerr=xerr, fmt="o", color="k", ms=3.5, label="data", zorder=5)
@@ -171,7 +172,7 @@ def plot_measurement(target, curves: dict, stem, chi2: dict | None = None) -> li
         s, sd = np.asarray(s), np.asarray(sd)
         name = label + (f" ($\\chi^2$ = {chi2[label]:.1f} / {len(d)})" if chi2 and label in chi2 else "")
         c = f"C{k}"
-        if target.statistic == "mean":
+        if means:
             ax.errorbar(x + 0.1 * (k + 1), s, yerr=sd, fmt="s", color=c, ms=4, label=name)
             rx.errorbar(x + 0.1 * (k + 1), ratio(s), yerr=ratio(sd), fmt="s", color=c, ms=4)
             continue
@@ -184,16 +185,15 @@ def plot_measurement(target, curves: dict, stem, chi2: dict | None = None) -> li
     title = m.title or m.path
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    if target.statistic == "density" and np.all(d > 0) and d.max() / d.min() > 50:
+    if target.statistic in ("density", "means") and np.all(d > 0) and d.max() / d.min() > 50:
         ax.set_yscale("log")
     rx.axhline(1.0, color="gray", lw=0.8)
     rx.set_ylabel("MC / data")
     rx.set_ylim(0.5, 1.5)
-    xl = m.x_label or target.observable
-    rx.set_xlabel(xl + (f" [{m.x_units}]" if m.x_units else "") if target.statistic != "mean" else
-                  f"<{target.observable}>")
-    if target.statistic == "mean":
-        rx.set_xticks([])
+    if means:
+        rx.set_xticks(x, m.bin_labels or [f"<{o}>" for o in target.observables], rotation=60, fontsize=7)
+    else:
+        rx.set_xlabel((m.x_label or target.label) + (f" [{m.x_units}]" if m.x_units else ""))
     fig.tight_layout()
     return _save(fig, stem)
 
@@ -332,6 +332,6 @@ def plot_moved_vs_data(target, top: dict, ratios: dict, stem, chi2: dict | None 
         rx.set_ylim(0.7, 1.3)
         rx.set_ylabel(f"order {order}\nmoved/ctrl", fontsize=7)
         rx.legend(fontsize=5, ncol=3)
-    axes[-1].set_xlabel(m.x_label or target.observable)
+    axes[-1].set_xlabel(m.x_label or target.label)
     fig.tight_layout()
     return _save(fig, stem)

@@ -267,12 +267,11 @@ def test_popcorn_samples_warn(flav_ee):
         fastrsa.lund_log_weights(batch, th, names="rho")
 
 
-def test_fit_in_flavour_parameters(flav_ee, tmp_path, capsys):
+def test_fit_in_flavour_parameters(flav_ee):
     """`Problem(..., flavour=True)` / `fastrsa fit --params ...,rho,xi`: theta holds all seven weight parameters,
     the loss gradient in rho and xi equals finite differences of the loss, and a fit of rho against the base
-    sample itself (loss minimum exactly at the base) returns to the base's rho from 20% above it. Bases
-    without flavour records refuse in one line."""
-    from fastrsa.cli import main
+    sample itself (loss minimum exactly at the base) returns to the base's rho from 20% above it (the CLI:
+    the next test)."""
     from fastrsa.fit import Problem, fit
     ds = flav_ee[0]
     problem = Problem([ds.path], ds.path, "n_K,n_p,multiplicity", loss="chi2", flavour=True)
@@ -293,12 +292,29 @@ def test_fit_in_flavour_parameters(flav_ee, tmp_path, capsys):
     start[3] *= 1.2
     res = fit(problem, start=start, params="rho", steps=60, lr=0.005, replicas=4, progress=False)
     assert abs(res.theta[3] - base[3]) < 0.25 * abs(start[3] - base[3])
-    out = tmp_path / "f"
-    assert main(["fit", "--base", str(ds.path), "--target", str(ds.path), "--params", "rho", "--observables",
-                 "n_K,multiplicity", "--loss", "chi2", "--steps", "2", "--replicas", "4", "--no-plots", "--quiet",
-                 "--out", str(out)]) == 0
+
+
+def test_fit_flavour_to_the_shipped_identified_hadron_table(flav_ee, tmp_path, capsys):
+    """`fastrsa fit --data ALEPH_1996_S3486095/d44 --params ...,rho,xi`: the table of means goes through the CLI,
+    the report's points are 7-parameter points (Pythia's default flavour values), the figure is drawn, and the
+    events generated at the fitted point carry the fitted rho and xi."""
+    from fastrsa.cli import main
+    from fastrsa.params import WEIGHT_SPACE
+    from fastrsa.store.dataset import open_dataset
+    ds = flav_ee[0]
+    out = tmp_path / "d44"
+    assert main(["fit", "--base", str(ds.path), "--data", "ALEPH_1996_S3486095/d44", "--data",
+                 "ALEPH_1996_S3486095/d19-x01-y01", "--params", "rho,xi", "--steps", "3", "--replicas", "4",
+                 "--validate-events", "20", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     doc = json.loads((out / "result.json").read_text())
-    assert doc["free"] == ["rho"] and "xi" in doc and doc["xi"] == pytest.approx(base[4])
+    assert doc["free"] == ["rho", "xi"] and doc["a"] == ds.base.a and "y" in doc
+    data = doc["data"]
+    assert data["points"]["Pythia default"] == pytest.approx(list(WEIGHT_SPACE.defaults()))
+    assert data["ndf"] == 15 + 1 - 2 and data["terms"]["fit"]["ALEPH_1996_S3486095/d44"]["bins"] == 15
+    assert [d["observable"] for d in doc["problem"]["data"]][0][:2] == ["n_pi0", "n_eta"]
+    assert (out / "data_0_ALEPH_1996_S3486095_d44.png").exists()
+    settings = open_dataset(out / "validation").meta["setup"]["settings"]
+    assert f"StringFlav:probStoUD = {doc['rho']!r}" in settings and f"StringFlav:probQQtoQ = {doc['xi']!r}" in settings
     capsys.readouterr()
 
 

@@ -46,3 +46,25 @@ def test_lep_demo_end_to_end(tmp_path, capsys):
     assert summary["validation"]["chi2"] > 0
     assert len(list((tmp_path / "lep").glob("data_*.png"))) == 4
     assert "chi2/ndf against the data" in out and "validation: 600 events" in out
+
+
+def test_d44_bins_map_to_the_hadron_counts_of_the_same_species():
+    """Each bin of the shipped d44 table is predicted by the count of the same |PDG ids| (the catalogue's
+    species, read from Rivet's analysis) and, for eta and eta', the same x_p cut."""
+    from fastrsa.fit.measured import parse_data
+    from fastrsa.measurements.catalogue import D44_SPECIES
+    from fastrsa.observables.identified import NAMES
+    from fastrsa.observables.lep import D44_OBSERVABLES
+    from fastrsa.pythia.species import SPECIES
+    ids = {label: (set(pids), cut) for label, pids, cut in SPECIES}
+    target = parse_data("ALEPH_1996_S3486095/d44")
+    assert target.statistic == "means" and target.observables == tuple(D44_OBSERVABLES.values())
+    assert len(target.observables) == target.measurement.n == len(D44_SPECIES) - 1
+    for k, obs in D44_OBSERVABLES.items():
+        label, pids, note = D44_SPECIES[k]
+        got, cut = ids[NAMES[obs]]
+        assert got == set(pids), (k, obs)
+        assert (cut == 0.1) == ("x_p" in note and note.endswith(">= 0.1")), (k, obs)
+        one = parse_data(f"ALEPH_1996_S3486095/d44-x01-y{k:02d}")
+        assert one.statistic == "mean" and one.observable == obs
+        assert one.measurement.values[0] == target.measurement.values[k - 2]

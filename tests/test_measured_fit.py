@@ -43,6 +43,23 @@ def _reference_chi2(x, p, m: Measurement, statistic, cov=None):
     return float(r @ np.linalg.solve(C + np.diag(var), r)), s
 
 
+def _check_gradients(term, p):
+    """The prediction (s, var s) and chi2(s, var) are gradchecked; the loss's gradient is that of chi2 with
+    var s held at its value (a constant, see fit.measured), which differs from the full derivative."""
+    w = torch.from_numpy(p).requires_grad_(True)
+
+    def norm(w):
+        return w / w.sum(-1, keepdim=True)
+    assert torch.autograd.gradcheck(lambda w: term.prediction(norm(w)), (w,))
+    s0, v0 = (t.detach().requires_grad_(True) for t in term.prediction(norm(w)))
+    assert torch.autograd.gradcheck(term.chi2, (s0, v0))
+    g, = torch.autograd.grad(term(norm(w)).sum(), w)
+    g_fixed, = torch.autograd.grad(term.chi2(term.prediction(norm(w))[0], v0.detach()).sum(), w)
+    g_full, = torch.autograd.grad(term.chi2(*term.prediction(norm(w))).sum(), w)
+    torch.testing.assert_close(g, g_fixed, rtol=1e-12, atol=0)
+    assert not torch.allclose(g, g_full, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("statistic", ["density", "fraction", "mean"])
 def test_chi2_equals_a_numpy_reference_and_is_differentiable(statistic):
     rng = np.random.default_rng(3)
@@ -68,8 +85,34 @@ def test_chi2_equals_a_numpy_reference_and_is_differentiable(statistic):
         assert not term_c.diagonal
         ref, _ = _reference_chi2(x, p[0], m, statistic, cov)
         assert float(term_c(torch.from_numpy(p[:1] / p[0].sum()))[0]) == pytest.approx(ref, rel=1e-10)
-    w = torch.from_numpy(p[:1]).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda w: term(w / w.sum(-1, keepdim=True)), (w,))
+    _check_gradients(term, p[:1])
+
+
+def test_means_statistic_equals_a_numpy_reference_and_is_differentiable():
+    """'means' (a table of single numbers, each bin the mean of its own observable, as ALEPH d44): per bin
+    s_b = sum_i p_i x_ib and var s_b = sum_i p_i^2 (x_ib - s_b)^2, against plain numpy."""
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.poisson(lam, 300) for lam in (9.0, 0.3, 2.0)]).astype(float)
+    m = Measurement("test/means", np.arange(3) - 0.5, np.arange(3) + 0.5, np.array([9.5, 0.28, 2.1]),
+                    np.array([0.3, 0.02, 0.1]), np.array([0.3, 0.04, 0.1]))
+    target = DataTarget(m, "n_a,n_b,n_c", "means")
+    assert target.observables == ("n_a", "n_b", "n_c") and target.label == "n_a,n_b,n_c"
+    term = MeasuredChi2(target, x)
+    p = rng.uniform(0.5, 1.5, (3, 300))
+    got = term(torch.from_numpy(p / p.sum(-1, keepdims=True)))
+    for k in range(3):
+        q = p[k] / p[k].sum()
+        ref = 0.0
+        for b in range(3):
+            mean = np.sum(q * x[:, b])
+            var = np.sum(q ** 2 * (x[:, b] - mean) ** 2)
+            ref += (mean - m.values[b]) ** 2 / (((m.err_minus[b] + m.err_plus[b]) / 2) ** 2 + var)
+        assert float(got[k]) == pytest.approx(ref, rel=1e-12)
+    _check_gradients(term, p[:1])
+    with pytest.raises(ParameterError, match="one observable per bin"):
+        DataTarget(m, "n_a,n_b", "means")
+    with pytest.raises(ParameterError, match="only with 'means'"):
+        DataTarget(m, "n_a,n_b,n_c", "density")
 
 
 def test_a_sample_against_its_own_pseudo_measurement_has_chi2_zero():

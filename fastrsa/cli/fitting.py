@@ -60,9 +60,10 @@ def data_report(problem, result, out: Path, plots=True, validate_events=0, jobs=
     flat directions. Returns what it writes into result.json under 'data'."""
     from ..fit.measured import evaluate_data
     from ..params import SPACE
+    space = getattr(problem, "space", SPACE)
     stream = stream or sys.stdout
     ndf = sum(t.n_bins for t in problem.loss.terms) - len(result.free)
-    points = {"base": problem.base_points[0], "Pythia default": SPACE.defaults(), "fit": result.theta}
+    points = {"base": problem.base_points[0], "Pythia default": space.defaults(), "fit": result.theta}
     ev = {k: evaluate_data(problem, th) for k, th in points.items()}
     report = {"ndf": ndf, "points": {k: list(map(float, th)) for k, th in points.items()},
               "chi2": {k: v["chi2"] for k, v in ev.items()}, "terms": {k: v["terms"] for k, v in ev.items()}}
@@ -80,7 +81,7 @@ def data_report(problem, result, out: Path, plots=True, validate_events=0, jobs=
     if plots:
         from ..plots import plot_measurement
         for k, d in enumerate(problem.data):
-            curves = {f"{label} ({SPACE.format_point(points[label], 3)})":
+            curves = {f"{label} ({space.format_point(points[label], 3)})":
                       (ev[label]["terms"][d.name]["prediction"], ev[label]["terms"][d.name]["sd"]) for label in ev}
             chi2 = {lab: ev[label]["terms"][d.name]["chi2"] for lab, label in zip(curves, ev)}
             plot_measurement(d, curves, out / f"data_{k}_{d.measurement.path.replace('/', '_').replace('@', '_at_')}",
@@ -103,10 +104,13 @@ def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: in
     from ..params import SPACE
     from ..store.hadrons import dataset_hadrons
     setup = problem.datasets[0].meta["setup"]
-    th = dict(zip(SPACE.names, result.theta))
+    space = getattr(problem, "space", SPACE)
+    th = dict(zip(space.names, result.theta))
     common = dict(events=events, z_head=problem.datasets[0].base.z_head, seed=seed + 7919, jobs=jobs, progress=False)
-    if setup["name"] == "cmnd":         # the user's configuration, with the fitted point on top
-        point = [f"{SPACE[n].setting} = {th[n]!r}" for n in SPACE.names]
+    if setup["name"] == "cmnd" or space is not SPACE:
+        # the configuration's own settings (a built-in setup's as well, when flavour parameters were fitted:
+        # the built-in setups set only a, b and sigma), with the fitted point on top
+        point = [f"{space[n].setting} = {th[n]!r}" for n in space.names]
         ds = generate(out / "validation", settings=list(setup["settings"]) + point, **common)
     else:
         ds = generate(out / "validation", a=th["a"], b=th["b"], sigma=th["sigma"], energy=setup["energy"],

@@ -78,7 +78,7 @@ class Problem:
         self.flavour = bool(flavour)
         self.data = [d if isinstance(d, DataTarget) else parse_data(d) for d in (data or [])]
         if self.data:
-            observables, loss = [d.observable for d in self.data], "data-chi2"
+            observables, loss = list(dict.fromkeys(o for d in self.data for o in d.observables)), "data-chi2"
         self.names = expand_names(observables)
         self.loss_kind = loss
         if not self.data:
@@ -116,7 +116,7 @@ class Problem:
         self.all_sim = _concat(self.sim_obs, self.names)
         if self.data:
             self.target_obs = {}
-            self.loss = DataChi2([MeasuredChi2(d, self.all_sim[d.observable].values) for d in self.data])
+            self.loss = DataChi2([MeasuredChi2(d, d.simulated(self.all_sim)) for d in self.data])
             self.target_weights = None
         else:
             self.target_obs = compute(self.target, self.names, classifiers)
@@ -141,7 +141,7 @@ class Problem:
         bases = "; ".join(f"{ds.path} ({len(ds)} events at a={ds.base.a}, b={ds.base.b}, sigma={ds.base.sigma})"
                           for ds in self.datasets)
         if self.data:
-            data = "; ".join(f"{d.name} ({d.observable}, {d.statistic}, {t.n_bins} bins"
+            data = "; ".join(f"{d.name} ({d.label}, {d.statistic}, {t.n_bins} bins"
                              + (f", skipped {', '.join(d.skipped)}" if d.skipped else "") + ")"
                              for d, t in zip(self.data, self.loss.terms))
             return f"bases: {bases}\ndata: {data}\nloss: chi2 with the data's errors and the bases' statistics"

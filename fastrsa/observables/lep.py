@@ -7,8 +7,9 @@ particles), thrust of "all particles" = every final-state particle. A sample tha
 (datasets of format 1) cannot give these; asking for them is a clear error.
 
 `MEASURED` maps a shipped measurement (see fastrsa.measurements) to the observable that reproduces it and
-the statistic its values are: 'density' (1/N dN/dx per bin), 'fraction' (1/N N_bin) or 'mean' (<x> per
-event, one bin).
+the statistic its values are: 'density' (1/N dN/dx per bin), 'fraction' (1/N N_bin), 'mean' (<x> per
+event, one bin) or 'means' (one mean per bin, each bin of its own observable: a table of single numbers
+such as ALEPH 1996 d44, the identified-hadron multiplicities).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .basic import charge3
 from .registry import register
 from .shapes import thrust_of
 
-STATISTICS = ("density", "fraction", "mean")
+STATISTICS = ("density", "fraction", "mean", "means")
 LEP_ECM = 91.2      # [GeV] every shipped ALEPH table is at the Z pole
 
 
@@ -56,9 +57,16 @@ def one_minus_thrust_charged(h: HadronSample) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MeasuredDefinition:
-    observable: str
+    observable: str | tuple     # a tuple, one observable per bin, for the statistic 'means'
     statistic: str
     note: str = ""
+
+# ALEPH 1996 d44-x01-yNN (mean multiplicity per hadronic Z decay) -> the identified-hadron count that
+# reproduces it: the same |PDG ids| (charge conjugates included) and, for eta and eta', the same x_p >= 0.1
+# (fastrsa.pythia.species; tests/test_lep.py checks the ids against fastrsa.measurements' D44_SPECIES).
+D44_OBSERVABLES = {2: "n_pi0", 3: "n_eta", 4: "n_etaprime", 5: "n_K0", 6: "n_rho0", 7: "n_omega", 8: "n_phi",
+                   9: "n_Kstar_pm", 10: "n_Kstar0", 11: "n_Lambda", 12: "n_Sigma0", 13: "n_Xi",
+                   14: "n_Sigma1385", 15: "n_Xi1530", 16: "n_Omega"}
 
 
 MEASURED = {
@@ -69,4 +77,10 @@ MEASURED = {
     "ALEPH_2004_S5765862/d01-x01-y01": MeasuredDefinition("charged_multiplicity_all", "mean",
                                                           "one bin per sqrt(s): select it with @91.2"),
     "ALEPH_1996_S3486095/d19-x01-y01": MeasuredDefinition("charged_multiplicity_all", "mean"),
+    "ALEPH_1996_S3486095/d44-x01-y01": MeasuredDefinition("charged_multiplicity_all", "mean",
+                                                          "the same number as d19-x01-y01"),
 }
+MEASURED["ALEPH_1996_S3486095/d44"] = MeasuredDefinition(tuple(D44_OBSERVABLES.values()), "means",
+                                                         "d44-x01-y02..y16 as one table, one species per bin")
+for _k, _obs in D44_OBSERVABLES.items():
+    MEASURED[f"ALEPH_1996_S3486095/d44-x01-y{_k:02d}"] = MeasuredDefinition(_obs, "mean")

@@ -15,7 +15,9 @@ fluctuations of the weights, normalization included) is
 
 divided by width_b^2 for densities. The loss is chi2 = r^T (C + diag(var s))^-1 r with r = s - d. C is the
 measurement's covariance when it gives one, otherwise diagonal with the symmetrized errors
-((err_minus + err_plus) / 2)^2. Bins that no base event can reach (no entry in any base sample: no
+((err_minus + err_plus) / 2)^2. `fix_variance(p_ref)` holds var s at its value for the weights p_ref (a
+reference sample) from then on: the chi2's covariance is then a constant, and a fit cannot lower the chi2 by
+moving to where the prediction's own variance is larger (the joint fit's signed mixtures, fit/joint.py). Bins that no base event can reach (no entry in any base sample: no
 weight can fill them) are left out, and the fit reports them.
 """
 from __future__ import annotations
@@ -143,6 +145,14 @@ class MeasuredChi2(torch.nn.Module):
         cov = m.covariance()[np.ix_(used, used)]
         self.diagonal = bool(np.all(cov == np.diag(np.diag(cov))))
         self.register_buffer("cov", torch.from_numpy(np.ascontiguousarray(cov)))
+        self.register_buffer("fixed_var", None)
+
+    def fix_variance(self, p_ref: torch.Tensor) -> None:
+        """From now on the chi2 uses the prediction's statistical variance at the normalized weights p_ref [N]
+        (a constant, module docstring) instead of the variance at the weights it is given."""
+        with torch.no_grad():
+            _, var = self.prediction(p_ref.reshape(1, -1).to(self.cov))
+        self.fixed_var = var[0].clamp(min=0)
 
     def prediction(self, p: torch.Tensor):
         """(s [..., B], var s [..., B]) from normalized weights p [..., N]."""
@@ -160,6 +170,8 @@ class MeasuredChi2(torch.nn.Module):
 
     def forward(self, p: torch.Tensor, q=None) -> torch.Tensor:
         s, var = self.prediction(p)
+        if self.fixed_var is not None:
+            var = self.fixed_var.expand_as(s)
         r = s - self.data
         if self.diagonal:
             return (r * r / (torch.diagonal(self.cov) + var)).sum(-1)
@@ -181,19 +193,26 @@ class DataChi2(torch.nn.Module):
     def forward(self, p, q=None):
         return sum(t(p) for t in self.terms)
 
+    def fix_variance(self, p_ref) -> None:
+        """MeasuredChi2.fix_variance for every measurement."""
+        for t in self.terms:
+            t.fix_variance(p_ref)
+
     def per_term(self, p) -> dict:
         return {t.name: t(p) for t in self.terms}
 
 
 def evaluate_data(problem, theta) -> dict:
-    """Per measurement at one point: prediction s, its statistical sd, and chi2; plus the total chi2."""
+    """Per measurement at one point: prediction s, its statistical sd (the one the chi2 uses: fixed when the
+    loss's variance is, `MeasuredChi2.fix_variance`), and chi2; plus the total chi2."""
     th = problem.as_points(theta)
     with torch.no_grad():
         p, _, _ = problem.mixture(problem.log_weights(th))
         out = {}
         for t in problem.loss.terms:
             s, var = t.prediction(p)
-            out[t.name] = {"prediction": s[0].cpu().tolist(), "sd": var[0].clamp(min=0).sqrt().cpu().tolist(),
+            var = var[0] if t.fixed_var is None else t.fixed_var         # the variance the chi2 uses
+            out[t.name] = {"prediction": s[0].cpu().tolist(), "sd": var.clamp(min=0).sqrt().cpu().tolist(),
                            "chi2": float(t(p)[0]), "bins": t.n_bins}
     return {"terms": out, "chi2": sum(v["chi2"] for v in out.values()),
             "bins": sum(v["bins"] for v in out.values())}

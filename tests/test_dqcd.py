@@ -117,6 +117,41 @@ def test_dqcd_refuses_bad_input(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_failed_hadronizations_are_retried_counted_and_bounded():
+    """A failed hadronization retries the same partons with the next seed and is counted; an event that never
+    hadronizes stops the run with one line naming it, after MAX_HADRONIZATION_TRIES tries (no endless loop)."""
+    from fastrsa.errors import PythiaError
+    from fastrsa.generation.dqcd import _hadronize
+    from fastrsa.pythia.setups import MAX_HADRONIZATION_TRIES, PartonEvents, hadronization_seed, make_setup
+
+    class Fake:                     # Pythia's interface as the parton source and next_event use it
+        def __init__(self, fails):
+            self.fails, self.calls, self.seeds = fails, 0, []
+            self.rndm = type("R", (), {"init": lambda _, s: self.seeds.append(s)})()
+            self.event = type("E", (), {"reset": lambda _: None, "append": lambda _, *a: None})()
+
+        def next(self):
+            self.calls += 1
+            return self.calls > self.fails
+
+    p = np.array([[0, 0, 45.6, 45.6], [0, 0, -45.6, 45.6]], np.float64)
+    setup = make_setup("dqcd", 91.2, shower={"lambda": 0.4, "orders": 0, "dy": 0.1})
+    src = PartonEvents(np.array([1, -1]), p, np.array([0, 2]), np.array([7]), 5)
+    with pytest.raises(PythiaError, match="shower event 7 10 times") as e:
+        _hadronize(Fake(10 ** 6), None, setup, src, "shard 0")
+    assert "\n" not in str(e.value) and src.failed == MAX_HADRONIZATION_TRIES
+    # fewer failures than the bound: the same event again with the next seeds, each failure counted
+    src = PartonEvents(np.array([1, -1]), p, np.array([0, 2]), np.array([7]), 5)
+    py = Fake(3)
+    src.fill(py)
+    for _ in range(3):
+        src.done(py.next())
+        src.fill(py)
+    src.done(py.next())
+    assert src.failed == 3 and src.i == 1
+    assert py.seeds == [hadronization_seed(5, 7, k) for k in range(4)] and src.seeds == py.seeds[-1:]
+
+
 def test_moved_requires_a_dqcd_base(string_ds, tmp_path):
     from fastrsa.generation.dqcd import hadronize_moved
     with pytest.raises(DatasetError, match="dqcd"):

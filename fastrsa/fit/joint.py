@@ -22,6 +22,8 @@ The modelling choice here: **a Lambda grid of moved, re-hadronized samples, inte
   moving is valid over the grid's range (Taylor convergence; events with an unphysical moved parton are left out
   of a moved sample and reported, `M2_TOLERANCE`). Lambda is confined to [Lambda_0, Lambda_0 + K h]: downward moves
   cannot create the columns that only open below the base cut-off (docs/shower.md, section 7).
+- Against measurements the chi2's prediction variance is held at the base sample's (`fix_base_variance`): the
+  signed mixture's own variance grows with |shares| towards the grid's ends and would lower the chi2 there.
 
 Why not shift hadron-level values by the parton-level shift: the charged multiplicity changes with Lambda at
 fixed structure through the string's kinematics, with the opposite sign to the structure weights (measured,

@@ -117,6 +117,41 @@ def test_dqcd_refuses_bad_input(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_failed_hadronizations_are_retried_counted_and_bounded():
+    """A failed hadronization retries the same partons with the next seed and is counted; an event that never
+    hadronizes stops the run with one line naming it, after MAX_HADRONIZATION_TRIES tries (no endless loop)."""
+    from fastrsa.errors import PythiaError
+    from fastrsa.generation.dqcd import _hadronize
+    from fastrsa.pythia.setups import MAX_HADRONIZATION_TRIES, PartonEvents, hadronization_seed, make_setup
+
+    class Fake:                     # Pythia's interface as the parton source and next_event use it
+        def __init__(self, fails):
+            self.fails, self.calls, self.seeds = fails, 0, []
+            self.rndm = type("R", (), {"init": lambda _, s: self.seeds.append(s)})()
+            self.event = type("E", (), {"reset": lambda _: None, "append": lambda _, *a: None})()
+
+        def next(self):
+            self.calls += 1
+            return self.calls > self.fails
+
+    p = np.array([[0, 0, 45.6, 45.6], [0, 0, -45.6, 45.6]], np.float64)
+    setup = make_setup("dqcd", 91.2, shower={"lambda": 0.4, "orders": 0, "dy": 0.1})
+    src = PartonEvents(np.array([1, -1]), p, np.array([0, 2]), np.array([7]), 5)
+    with pytest.raises(PythiaError, match="shower event 7 10 times") as e:
+        _hadronize(Fake(10 ** 6), None, setup, src, "shard 0")
+    assert "\n" not in str(e.value) and src.failed == MAX_HADRONIZATION_TRIES
+    # fewer failures than the bound: the same event again with the next seeds, each failure counted
+    src = PartonEvents(np.array([1, -1]), p, np.array([0, 2]), np.array([7]), 5)
+    py = Fake(3)
+    src.fill(py)
+    for _ in range(3):
+        src.done(py.next())
+        src.fill(py)
+    src.done(py.next())
+    assert src.failed == 3 and src.i == 1
+    assert py.seeds == [hadronization_seed(5, 7, k) for k in range(4)] and src.seeds == py.seeds[-1:]
+
+
 def test_moved_requires_a_dqcd_base(string_ds, tmp_path):
     from fastrsa.generation.dqcd import hadronize_moved
     with pytest.raises(DatasetError, match="dqcd"):
@@ -257,3 +292,40 @@ def test_joint_shares_interpolate_exactly_and_differentiate(interpolation, degre
     torch.testing.assert_close(c @ poly(L), poly(lam), rtol=0, atol=1e-12)
     inside = torch.tensor([0.4137, 0.4612], dtype=torch.float64, requires_grad=True)    # off the nodes (kinks)
     assert torch.autograd.gradcheck(lambda x: pr.shares(x), (inside,))
+
+
+def test_joint_data_chi2_variance_cannot_favour_the_grid_edges():
+    """Against measurements the chi2's prediction variance is the base sample's, a constant (fit/joint.py,
+    `fix_base_variance`). Five identical grid samples make the prediction independent of Lambda (the shares sum
+    to 1), so any Lambda dependence of the loss would come from the variance alone: the signed mixture's variance
+    grows with |shares| towards the grid's ends and lowered the chi2 there; the fixed one leaves it flat."""
+    import dataclasses
+
+    from fastrsa.fit.joint import JointProblem, joint_space
+    from fastrsa.fit.measured import DataChi2, DataTarget, MeasuredChi2, pseudo_measurement
+    rng = np.random.default_rng(3)
+    n, B = 400, 5
+    x = rng.normal(0.0, 1.0, n)
+    edges = np.linspace(-2.5, 2.5, 11)
+    pm = pseudo_measurement(x, edges)
+    m = dataclasses.replace(pm, values=pm.values * 1.15 + 0.01)    # data away from the model, the sample's errors
+    pr = JointProblem.__new__(JointProblem)
+    pr.lam0, pr.step, pr.interpolation, pr.lam_col, pr.device = 0.4, 0.025, "quadratic", 0, torch.device("cpu")
+    pr.lams = [0.4 + 0.025 * k for k in range(B)]
+    pr.space = joint_space(0.4, pr.lams[-1])
+    pr.keep = [torch.ones(n, dtype=torch.float64) for _ in range(B)]
+    pr.common = np.arange(n)
+    pr.log_weights = lambda th: [torch.zeros(th.shape[0], n, dtype=torch.float64) for _ in range(B)]
+    pr.loss = DataChi2([MeasuredChi2(DataTarget(m, "x", "density", "toy"), np.tile(x, B))])
+    theta = torch.tensor([[lam, 0.72, 0.88, 0.335] for lam in (0.4, 0.45, 0.5)], dtype=torch.float64)
+    mixture = pr.evaluate(theta)[0]
+    assert mixture[0] < 0.95 * mixture[1] and mixture[2] < 0.95 * mixture[1]   # the edges win through variance
+    pr.fix_base_variance()
+    fixed = pr.evaluate(theta)[0]
+    torch.testing.assert_close(fixed, fixed[1].expand(3), rtol=1e-12, atol=0)
+    ev = pr.loss_and_grad(theta)
+    torch.testing.assert_close(ev.grad[:, 0], torch.zeros(3, dtype=torch.float64), rtol=0, atol=1e-9)
+    # ... and it is the unweighted base sample's own chi2 (its variance, its prediction)
+    one = MeasuredChi2(DataTarget(m, "x", "density", "toy"), x)
+    assert float(fixed[1]) == pytest.approx(float(one(torch.full((1, n), 1.0 / n, dtype=torch.float64))[0]),
+                                            rel=1e-12)

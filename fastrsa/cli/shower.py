@@ -32,7 +32,9 @@ def _cmd_move(args) -> int:
     rep = hadronize_moved(args.base, args.out, args.delta, args.order, progress=not args.quiet,
                           **({} if args.m2_tolerance is None else {"m2_tolerance": args.m2_tolerance}))
     print(f"{args.out}: {rep['hadronized']} of {rep['events']} events moved to Lambda = {rep['lambda']:g} GeV "
-          f"(order {rep['order']}) and hadronized with their own seeds")
+          f"(order {rep['order']}) and hadronized with their own seeds"
+          + (f" ({rep['failed_hadronizations']} failed hadronizations retried with the next seed)"
+             if rep["failed_hadronizations"] else ""))
     if rep["unphysical"]:
         print(f"fastrsa move: {rep['unphysical']} events not hadronized: an unphysical moved parton "
               f"({rep['negative_energy']} with E <= 0, {rep['off_shell']} with |m^2| > {rep['m2_tolerance']} GeV^2); "

@@ -22,6 +22,8 @@ The modelling choice here: **a Lambda grid of moved, re-hadronized samples, inte
   moving is valid over the grid's range (Taylor convergence; events with an unphysical moved parton are left out
   of a moved sample and reported, `M2_TOLERANCE`). Lambda is confined to [Lambda_0, Lambda_0 + K h]: downward moves
   cannot create the columns that only open below the base cut-off (docs/shower.md, section 7).
+- Against measurements the chi2's prediction variance is held at the base sample's (`fix_base_variance`): the
+  signed mixture's own variance grows with |shares| towards the grid's ends and would lower the chi2 there.
 
 Why not shift hadron-level values by the parton-level shift: the charged multiplicity changes with Lambda at
 fixed structure through the string's kinematics, with the opposite sign to the structure weights (measured,
@@ -85,11 +87,17 @@ class JointProblem(Problem):
     def __init__(self, base, target=None, observables="thrust_all,charged_multiplicity_all", loss: str = "w1",
                  work=None, step: float = DEFAULT_STEP, cells: int = DEFAULT_CELLS, order: int = 3,
                  n_projections: int = 128, seed: int = 0, device="cpu", backend: str = "auto",
-                 progress: bool = True, interpolation: str = "quadratic", data=None):
+                 progress: bool = True, interpolation: str = "quadratic", data=None, data_variance: str = "base"):
         """`target`: pseudo-data (a sample) compared by `loss`, or `data`: measurements (as `Problem`, the chi2 with
-        the data's errors and the weighted samples' statistical variance)."""
+        the data's errors and the prediction's statistical variance). `data_variance`: that variance is the base
+        sample's ("base", default: unit weights on the events used, a constant of the fit, `fix_base_variance`) or
+        the signed mixture's at each point ("mixture": it grows with |shares| towards the grid's ends and lowers
+        the chi2 there, which pulled fits to ALEPH onto the grid's edge, docs/shower.md)."""
         if interpolation not in ("regression", "quadratic", "piecewise"):
             raise ParameterError(f"interpolation = {interpolation!r}; use 'regression', 'quadratic' or 'piecewise'")
+        if data_variance not in ("base", "mixture"):
+            raise ParameterError(f"data_variance = {data_variance!r}; use 'base' or 'mixture'")
+        self.data_variance = data_variance
         if interpolation == "quadratic" and cells < 2:
             raise ParameterError("interpolation = 'quadratic' needs cells >= 2 (three grid samples)")
         self.interpolation = interpolation
@@ -131,6 +139,19 @@ class JointProblem(Problem):
         self.keep = [torch.as_tensor(np.isin(ev, self.common), dtype=torch.float64, device=self.device)
                      for ev in self.events]
         self.n_left_out = self.n_base - len(self.common)
+        if self.data and data_variance == "base":
+            self.fix_base_variance()
+
+    def fix_base_variance(self) -> None:
+        """Hold the chi2's prediction variance (fits to data) at that of the base sample: unit weights on the
+        events used, shares (1, 0, ..., 0). The signed mixture's own variance, sum_k c_k^2 var_k to first order,
+        grows with |c_k| towards the grid's ends and would make the chi2 smaller there for no better
+        description of the data; the grid samples are the base events moved, so the base's variance is the
+        statistical precision of every point of the fit (Lund weights lower it where N_eff drops, which the
+        bootstrap covariance sees)."""
+        w0 = self.keep[0] / self.keep[0].sum()
+        p = torch.cat([w0] + [torch.zeros_like(k) for k in self.keep[1:]])
+        self.loss.fix_variance(p)
 
     # --- the model -----------------------------------------------------------------------------------------
     @property
@@ -148,6 +169,7 @@ class JointProblem(Problem):
                 "data": [{"name": d.name, "observable": d.observable, "statistic": d.statistic,
                           "skipped_bins": d.skipped} for d in self.data],
                 "observables": self.names, "loss": self.loss_kind,
+                "data_variance": self.data_variance if self.data else None,
                 "model": f"signed mixture of the moved, re-hadronized grid samples ({self.interpolation} in Lambda), each "
                          "event weighted by its Lund weight and its structure weight (docs/shower.md)"}
 

@@ -25,6 +25,9 @@ weighted least-squares fit treats its errors. Differentiated, var s offers the m
 not a better description of the data: weights concentrated on few events inflate var s and shrink every
 pull. Measured: a fit of (a, b, sigma, rho, xi) to ALEPH d44 + <n_ch> from 15,000 Monash events went from
 chi2 23 at N_eff/N = 0.6 to chi2 4.6 at N_eff/N = 0.006 that way. The value is the full chi2 above.
+`fix_variance(p_ref)` goes further and holds var s at its value for the weights p_ref (a reference sample)
+from then on, in value too: the joint fit's signed mixtures of grid samples (fit/joint.py) have a variance
+that grows with |shares| at the grid's ends, which would lower the chi2's value there.
 """
 from __future__ import annotations
 
@@ -178,6 +181,14 @@ class MeasuredChi2(torch.nn.Module):
         cov = m.covariance()[np.ix_(used, used)]
         self.diagonal = bool(np.all(cov == np.diag(np.diag(cov))))
         self.register_buffer("cov", torch.from_numpy(np.ascontiguousarray(cov)))
+        self.register_buffer("fixed_var", None)
+
+    def fix_variance(self, p_ref: torch.Tensor) -> None:
+        """From now on the chi2 uses the prediction's statistical variance at the normalized weights p_ref [N]
+        (a constant, module docstring) instead of the variance at the weights it is given."""
+        with torch.no_grad():
+            _, var = self.prediction(p_ref.reshape(1, -1).to(self.cov))
+        self.fixed_var = var[0].clamp(min=0)
 
     def prediction(self, p: torch.Tensor):
         """(s [..., B], var s [..., B]) from normalized weights p [..., N]."""
@@ -206,7 +217,7 @@ class MeasuredChi2(torch.nn.Module):
     def forward(self, p: torch.Tensor, q=None) -> torch.Tensor:
         """chi2 [...] of the normalized weights p [..., N]; var s enters as a constant (module docstring)."""
         s, var = self.prediction(p)
-        return self.chi2(s, var.detach())
+        return self.chi2(s, var.detach() if self.fixed_var is None else self.fixed_var.expand_as(s))
 
 
 class DataChi2(torch.nn.Module):
@@ -223,19 +234,26 @@ class DataChi2(torch.nn.Module):
     def forward(self, p, q=None):
         return sum(t(p) for t in self.terms)
 
+    def fix_variance(self, p_ref) -> None:
+        """MeasuredChi2.fix_variance for every measurement."""
+        for t in self.terms:
+            t.fix_variance(p_ref)
+
     def per_term(self, p) -> dict:
         return {t.name: t(p) for t in self.terms}
 
 
 def evaluate_data(problem, theta) -> dict:
-    """Per measurement at one point: prediction s, its statistical sd, and chi2; plus the total chi2."""
+    """Per measurement at one point: prediction s, its statistical sd (the one the chi2 uses: fixed when the
+    loss's variance is, `MeasuredChi2.fix_variance`), and chi2; plus the total chi2."""
     th = problem.as_points(theta)
     with torch.no_grad():
         p, _, _ = problem.mixture(problem.log_weights(th))
         out = {}
         for t in problem.loss.terms:
             s, var = t.prediction(p)
-            out[t.name] = {"prediction": s[0].cpu().tolist(), "sd": var[0].clamp(min=0).sqrt().cpu().tolist(),
+            var = var[0] if t.fixed_var is None else t.fixed_var         # the variance the chi2 uses
+            out[t.name] = {"prediction": s[0].cpu().tolist(), "sd": var.clamp(min=0).sqrt().cpu().tolist(),
                            "chi2": float(t(p)[0]), "bins": t.n_bins}
     return {"terms": out, "chi2": sum(v["chi2"] for v in out.values()),
             "bins": sum(v["bins"] for v in out.values())}

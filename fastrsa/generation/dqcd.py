@@ -102,9 +102,12 @@ def with_partons(table: pa.Table, s: ShowerSample, seeds, p=None, keep=None, log
     return pa.Table.from_arrays(list(table.columns) + [cols[f.name] for f in fields], schema=schema)
 
 
-def _hadronize(py, reader, setup, src: PartonEvents, on_events=None, every=250) -> list:
-    # A failure retries the same partons with the next seed (PartonEvents.done): no event is skipped.
-    return collect_events(py, reader, setup, {"partons": src}, len(src), on_events, every)[0]
+def _hadronize(py, reader, setup, src: PartonEvents, where: str, on_events=None, every=250) -> list:
+    """Every event of `src`, hadronized. A failure retries the same partons with the next seed
+    (PartonEvents.done): no event is skipped; an event that fails MAX_HADRONIZATION_TRIES times, or more than
+    100 + (events so far) failures in all (collect_events, as for every setup), is a PythiaError naming it.
+    The failures are counted in `src.failed` (the shard's `failed_events`)."""
+    return collect_events(py, reader, setup, {"partons": src}, len(src), on_events, every, where=where)[0]
 
 
 class DqcdShardMaker(ShardMaker):
@@ -129,7 +132,7 @@ class DqcdShardMaker(ShardMaker):
         py = self._ready.pop(i, None) or new_pythia(self.pythia8mc, cfg.base, cfg.setup, seed)
         s = run_showers(cfg.setup, cfg.seed, i * cfg.shard_events, cfg.shard_size(i))
         src = parton_source(s, cfg.seed)
-        rows = _hadronize(py, make_reader(py, self.pythia8mc), cfg.setup, src, on_events, every)
+        rows = _hadronize(py, make_reader(py, self.pythia8mc), cfg.setup, src, f"shard {i}", on_events, every)
         table = build_table(rows, shard_meta(self.base, cfg, i, seed, len(rows), src.failed, settings=settings))
         return with_partons(table, s, src.seeds)
 
@@ -216,7 +219,7 @@ def hadronize_moved(base, out, delta: float, order: int, progress: bool = True,
                                                             src.run_seed)})
                 checked = True
             py = new_pythia(p8, base_params, setup, shard_seed)
-            rows = _hadronize(py, make_reader(py, p8), setup, src, bar.update if bar else None)
+            rows = _hadronize(py, make_reader(py, p8), setup, src, f"moved shard {i}", bar.update if bar else None)
             rep = {"count": int((~keep).sum()), "negative_energy": int(neg.sum()), "off_shell": int(shell.sum()),
                    "events": [int(e) for e in np.arange(s.first_event, s.first_event + s.n_events)[~keep]]}
             m = make_meta(actual_base(py), setup.to_dict(), meta["seed"], i, shard_seed,
@@ -235,7 +238,7 @@ def hadronize_moved(base, out, delta: float, order: int, progress: bool = True,
 
 def moved_report(path) -> dict:
     """Totals of a moved dataset: events hadronized, unphysical events (negative energy, off shell) and
-    their indices, the shift and order."""
+    their indices, failed hadronizations (each retried with the next seed), the shift and order."""
     files = list_shards(path)
     if not files:
         raise DatasetError(f"{path}: holds no shards of a moved sample")
@@ -245,5 +248,6 @@ def moved_report(path) -> dict:
     total = sum(m["shard"]["events"] for m in metas) + sum(u["count"] for u in un)
     return {**sh["moved"], "base_lambda": sh["lambda"], "events": total,
             "hadronized": sum(m["shard"]["events"] for m in metas),
+            "failed_hadronizations": sum(m["shard"]["failed_events"] for m in metas),
             "unphysical": sum(u["count"] for u in un), "negative_energy": sum(u["negative_energy"] for u in un),
             "off_shell": sum(u["off_shell"] for u in un), "unphysical_events": [e for u in un for e in u["events"]]}

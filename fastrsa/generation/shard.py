@@ -100,7 +100,8 @@ def collect_events(py, reader, setup, cache: dict, n: int, on_events=None, every
                    where: str | None = None) -> tuple[list, int]:
     """(rows, failed): the next `n` successful events of `py` (next_event), calling `on_events(k)` every
     `every` events (progress). Failed events are counted; with `where`, more than 100 + (events so far) of
-    them is a PythiaError naming it (None: failures are retried without limit)."""
+    them is a PythiaError naming it (None: no bound here; the dqcd setup's parton source also gives up on an
+    event after MAX_HADRONIZATION_TRIES failures, pythia.setups.PartonEvents)."""
     rows, failed, since = [], 0, 0
     while len(rows) < n:
         got = next_event(py, reader, setup, cache)

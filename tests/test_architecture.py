@@ -11,7 +11,7 @@ import fastrsa
 
 PKG = Path(fastrsa.__file__).parent
 # Lower number = lower layer. A module may import modules of lower layers and of its own package.
-LAYERS = {"errors": 0, "params": 1, "progress": 1, "cluster": 1, "eventshapes": 1, "store": 2, "pythia": 2, "measurements": 2, "generation": 4,
+LAYERS = {"errors": 0, "params": 1, "progress": 1, "cluster": 1, "eventshapes": 1, "swdkernel": 1, "store": 2, "pythia": 2, "measurements": 2, "generation": 4,
           "hadronization": 3, "observables": 3, "shower": 3, "losses": 4, "fit": 5, "plots": 6, "cli": 7,
           "testing": 7}
 # The one upward reach, documented in docs/architecture.md: Dataset.to_torch, a user convenience that

@@ -47,9 +47,32 @@ def test_sliced_matches_mean_of_scipy_projections(samples):
     mu, sd = Y.mean(0), Y.std(0)
     ref = np.mean([scipy.stats.wasserstein_distance((X - mu) / sd @ d, (Y - mu) / sd @ d, w, v)
                    for d in loss.directions.numpy()])
+    assert float(loss(torch.tensor(w))) == pytest.approx(ref, rel=1e-12)       # the fused CPU kernel
+    loss.fused = False                                                          # torch, chunks of directions
     assert float(loss(torch.tensor(w))) == pytest.approx(ref, rel=1e-12)
-    # Chunking over directions changes nothing.
     assert float(loss(torch.tensor(w), chunk=5)) == pytest.approx(ref, rel=1e-12)
+
+
+def test_fused_sliced_wasserstein_equals_the_torch_path():
+    """The fused numba sums (fastrsa.swdkernel) give torch's loss and gradient: rows of weights, bootstrap
+    rows of target weights, ties (integer observables), and the int32 sort order."""
+    rng = np.random.default_rng(11)
+    X = np.column_stack([rng.poisson(6, 300), rng.normal(size=300)]).astype(float)
+    Y = np.column_stack([rng.poisson(7, 250), rng.normal(0.2, 1, 250)]).astype(float)
+    loss = SlicedWasserstein(X, Y, n_projections=9, seed=2)
+    assert loss.order.dtype == torch.int32
+    W = torch.tensor(rng.exponential(size=(3, 300)), requires_grad=True)
+    Q = torch.tensor(rng.poisson(1.0, size=(3, 250)).astype(float))
+    got = {}
+    for fused in (True, False):
+        loss.fused = fused
+        val = loss(W, Q)
+        got[fused] = (val.detach(), *torch.autograd.grad((val * torch.tensor([1.0, -2.0, 0.5])).sum(), W))
+    torch.testing.assert_close(got[True][0], got[False][0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(got[True][1], got[False][1], rtol=1e-12, atol=1e-16)
+    with torch.no_grad():
+        loss.fused = True
+        torch.testing.assert_close(loss(W, Q), got[False][0], rtol=1e-12, atol=0)
 
 
 def numpy_chi2(x, y, w, v, edges, xi=None, yi=None):
@@ -100,12 +123,14 @@ def test_batched_rows_equal_single_rows(samples, kind):
         assert float(batched[k]) == pytest.approx(float(loss(W[k])), rel=1e-13)
 
 
-@pytest.mark.parametrize("kind", ["w1", "swd", "chi2"])
+@pytest.mark.parametrize("kind", ["w1", "swd", "swd-torch", "chi2"])
 def test_gradcheck_in_weights(kind):
     rng = np.random.default_rng(7)
     x, y = rng.normal(size=25), rng.normal(0.5, 1, size=20)
+    sw = lambda fused: SlicedWasserstein(np.stack([x, x ** 3], 1), np.stack([y, y ** 3], 1),  # noqa: E731
+                                         n_projections=4, fused=fused)
     loss = {"w1": lambda: Wasserstein1D(x, y), "chi2": lambda: PseudoChi2(x, y, bins=[-1, 0, 1]),
-            "swd": lambda: SlicedWasserstein(np.stack([x, x ** 3], 1), np.stack([y, y ** 3], 1), n_projections=4)}[kind]()
+            "swd": lambda: sw(True), "swd-torch": lambda: sw(False)}[kind]()
     w = torch.tensor(rng.exponential(size=(2, 25)) + 0.1, requires_grad=True)
     assert torch.autograd.gradcheck(lambda w: loss(w), (w,), eps=1e-7, atol=1e-6)
 
@@ -156,11 +181,12 @@ def test_target_weights_huge_or_bad(samples, kind):
 
 
 def test_sliced_wasserstein_chunks_bound_memory_and_change_nothing(samples, monkeypatch):
-    """The directions are taken in chunks of at most CHUNK_ELEMENTS [rows x directions x events] (a batched
+    """In torch (CUDA, or fused=False) the directions are taken in chunks of at most CHUNK_ELEMENTS [rows x directions x events] (a batched
     Hessian at 2e6 events once ran out of 24 GB); any chunking gives the same loss and gradient."""
     import fastrsa.losses as L
     x, y, w, v = samples
-    loss = SlicedWasserstein(np.stack([x, x ** 2], 1), np.stack([y, y ** 2], 1), target_weights=v, n_projections=16)
+    loss = SlicedWasserstein(np.stack([x, x ** 2], 1), np.stack([y, y ** 2], 1), target_weights=v, n_projections=16,
+                             fused=False)
     ws = torch.tensor(np.stack([w, w[::-1]]), requires_grad=True)
     ref = loss(ws)
     g_ref, = torch.autograd.grad(ref.sum(), ws)

@@ -22,6 +22,7 @@ import torch
 from scipy import optimize, stats
 
 import fastrsa
+from fastrsa.fit.stats import chi2_weighted_vs_sample
 from fastrsa.generation import generate
 from fastrsa.measurements import D44_SPECIES, load
 from fastrsa.observables import compute
@@ -47,25 +48,6 @@ PSEUDO_OBS = ("charged_multiplicity_all", "n_pi", "n_K", "n_p", "n_K0", "n_Lambd
 def observables(ds, names):
     h = HadronSample.from_flat(ds.flat(), ds.meta, ds.path)
     return {k: v.values for k, v in compute(h, names).items()}
-
-
-def hist_chi2(x_base, w, x_tgt, max_bins=25):
-    """chi2 of two normalized histograms (weighted base with sum-w^2 errors vs target, Poisson), bins chosen
-    on the target's quantiles (each with >= 1% of the target), and its p-value."""
-    q = np.unique(np.quantile(x_tgt, np.linspace(0, 1, max_bins + 1)))
-    edges = np.concatenate([[-np.inf], q[1:-1], [np.inf]]) if len(q) > 2 else np.array([-np.inf, np.median(x_tgt), np.inf])
-    ib, it = np.digitize(x_base, edges) - 1, np.digitize(x_tgt, edges) - 1
-    nb = len(edges) - 1
-    sw, sw2 = np.bincount(ib, w, nb), np.bincount(ib, w * w, nb)
-    nt = np.bincount(it, minlength=nb).astype(float)
-    keep = (nt > 0) | (sw > 0)
-    sw, sw2, nt = sw[keep], sw2[keep], nt[keep]
-    W, T = w.sum(), nt.sum()
-    pb, pt = sw / W, nt / T
-    var = sw2 / W ** 2 + nt / T ** 2
-    chi2 = float(np.sum((pb - pt) ** 2 / np.maximum(var, 1e-300)))
-    dof = len(nt) - 1
-    return chi2, dof, float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan")
 
 
 def weighted_means(lw, obs):
@@ -151,8 +133,8 @@ def main():
     closure = {"mean_weight": [mean_w, err_w], "n_eff_over_n": neff, "observables": {}}
     print(f"closure: mean weight {mean_w:.4f} +- {err_w:.4f}, N_eff/N = {neff:.3f}")
     for name in CLOSURE_OBS:
-        c, d, p = hist_chi2(ob[name], w, ot[name])
-        c0, d0, p0 = hist_chi2(ob[name], np.ones_like(w), ot[name])
+        c, d, p = chi2_weighted_vs_sample(ob[name], w, ot[name])
+        c0, d0, p0 = chi2_weighted_vs_sample(ob[name], np.ones_like(w), ot[name])
         mb, mt = np.average(ob[name], weights=w), ot[name].mean()
         closure["observables"][name] = {"chi2": c, "dof": d, "p": p, "p_unweighted": p0, "mean_reweighted": mb,
                                         "mean_target": mt, "mean_base": float(ob[name].mean())}

@@ -100,9 +100,10 @@ class FlavourLogWeight(torch.autograd.Function):
 
 
 POPCORN_WARNING = ("flavour weights of a sample made with popcorn baryon production on (StringFlav:popcornRate "
-                   "> 0, Pythia's default) are Pythia's own but do not close: at rho, xi = 1.2 x Monash the mean "
-                   "weight is 1.14 and p, Lambda rates are overestimated (docs/weights.md); generate the base "
-                   "with 'StringFlav:popcornRate = 0' for exact flavour closure")
+                   "> 0, Pythia's default) are Pythia's own but not exact: Pythia 8.317 records no popcorn "
+                   "(B M Bbar) choices, so at rho, xi = 1.2 x Monash the mean weight is 1.14 and p, Lambda rates "
+                   "come out high (docs/weights.md, 'Popcorn'); for an exact flavour tune generate the base with "
+                   "--set 'StringFlav:popcornRate = 0'")
 
 
 class PopcornWarning(UserWarning):

@@ -1,4 +1,5 @@
-"""Helpers for tests: the devices every kernel test runs on, and Pythia runs with in-situ weights.
+"""Helpers for tests: the devices every kernel test runs on, Pythia runs with in-situ weights, and a
+pseudo-chi2 fit's loss with its variances frozen (the function whose derivative its gradient is).
 
 Devices: 'cpu' (numba CPU kernel), 'cuda' (numba-cuda kernel on torch CUDA tensors) when a GPU is
 present, and 'cudasim' (the same CUDA kernel under numba's CUDA simulator) when NUMBA_ENABLE_CUDASIM=1
@@ -129,3 +130,23 @@ def _one_shard(out, rows: list, meta: dict):
     write_shard(out, 0, build_table(rows, meta))
     write_manifest(out, {"identity": {}, "n_shards": 1})
     return open_dataset(out)
+
+
+def frozen_variance_loss(problem, theta0):
+    """theta [K, P] -> the loss of `problem` (a pseudo-chi2 fit: losses.PseudoChi2 terms) with every bin's
+    variance held at its value at theta0 [1, P]. The fit's gradient at theta0 is this function's gradient
+    there (the variances are constants in the gradient), so gradcheck and finite differences apply to it."""
+    import torch
+    terms = list(getattr(problem.loss, "terms", [problem.loss]))
+    with torch.no_grad():
+        p0 = problem.mixture(problem.log_weights(problem.as_points(theta0)))[0]
+        frozen = [t.histograms(p0) for t in terms]
+
+    def loss(theta):
+        p = problem.mixture(problem.log_weights(theta))[0]
+        out = 0.0
+        for t, v in zip(terms, frozen):
+            s, _, tt, _ = t.histograms(p)
+            out = out + t.from_histograms(s, v[1], tt, v[3])
+        return out
+    return loss

@@ -16,7 +16,17 @@ def test_gradcheck_through_weights_and_loss(string_ds, pair, loss):
     theta = torch.tensor([[0.70, 0.92, 0.33]], dtype=torch.float64, requires_grad=True)
     # Sorting-based losses are piecewise smooth (kinks where the two CDFs cross at a sample point), so the
     # finite-difference step must be small enough not to straddle one.
-    assert torch.autograd.gradcheck(lambda t: problem.evaluate(t)[0], (theta,), eps=1e-8, atol=1e-6, rtol=1e-5)
+    if loss != "chi2":
+        assert torch.autograd.gradcheck(lambda t: problem.evaluate(t)[0], (theta,), eps=1e-8, atol=1e-6, rtol=1e-5)
+    else:
+        # The pseudo-chi2 holds its variances constant in the gradient (losses.PseudoChi2): its gradient is
+        # that of the chi2 with the variances frozen at theta, which is gradchecked.
+        from fastrsa.testing import frozen_variance_loss
+        chi2_frozen = frozen_variance_loss(problem, theta.detach())
+        assert torch.autograd.gradcheck(chi2_frozen, (theta,), eps=1e-8, atol=1e-6, rtol=1e-5)
+        g_frozen, = torch.autograd.grad(chi2_frozen(theta).sum(), theta)
+        g_loss, = torch.autograd.grad(problem.evaluate(theta)[0].sum(), theta)
+        torch.testing.assert_close(g_loss, g_frozen, rtol=1e-12, atol=0)
     # loss_and_grad (chunked loss, one pass back through the weight op) gives the same gradient.
     l1, g1 = problem.loss_and_grad(theta.detach().repeat(3, 1), chunk=2)[:2]
     l0 = problem.evaluate(theta)[0]
@@ -90,9 +100,17 @@ def test_landscape_batches_agree_with_single_points(pair):
 
 
 def test_hessian_of_a_quadratic_loss(pair):
-    """Central differences of the analytic gradient recover the curvature of the loss values."""
-    problem = Problem([pair[0].path], pair[1].path, "multiplicity", loss="chi2")
+    """Central differences of the analytic gradient recover the curvature of the loss values: a chi2 to a
+    pseudo-measurement of the target's multiplicity, its variances fixed (the gradient is then the derivative
+    of the values; the fit's losses hold their variances constant only in the gradient)."""
+    from fastrsa.fit.measured import DataTarget, pseudo_measurement
+    from fastrsa.observables import compute
+    from fastrsa.store import load_hadrons
+    mult = compute(load_hadrons(pair[1].path), ["multiplicity"])["multiplicity"].values
+    m = pseudo_measurement(mult, np.arange(4.5, 40.5), "fraction")
+    problem = Problem([pair[0].path], data=[DataTarget(m, "multiplicity", "fraction")])
     theta = [0.70, 0.93, 0.335]
+    problem.loss.fix_variance(torch.from_numpy(problem.event_weights(theta)))
     H = hessian(problem, theta, ["a", "b"], steps=[2e-3, 2e-3])
     h = 2e-3
 

@@ -8,8 +8,9 @@ number of events: with w_i = exp(log w_i(theta) - m) (m: the worker's largest lo
 
     Z = sum_i w_i,  Q = sum_i w_i^2,  S1_k = sum_{entries e in bin k} w_e,  S2_k = sum_{e in k} w_e^2,
 
-and their derivatives in the Lund parameters (from the kernel's exact per-event Jacobian
-d log w_i / d theta: dZ = sum_i w_i d log w_i, dS2_k = 2 sum_{e in k} w_e^2 d log w_e, ...). The driver
+and the derivatives of Z and S1 in the Lund parameters (from the kernel's exact per-event Jacobian
+d log w_i / d theta: dZ = sum_i w_i d log w_i, ...; S2, the chi2's variance, is a constant in the gradient
+as in losses.PseudoChi2, and a bootstrap replica's k-fold event counts k times in it). The driver
 rescales the workers' sums to a common m and forms the mixture of bases exactly as `Problem` does
 (alpha_b = N_eff,b / sum N_eff, N_eff,b = Z_b^2 / Q_b, held constant in the gradient), so the binned
 pseudo-chi2 (`--loss chi2`) and its gradient are the single-process ones up to floating-point summation
@@ -41,7 +42,7 @@ from ..cluster import worker_addresses
 from ..errors import DatasetError, FastRSAError, ParameterError
 from ..hadronization.batch import TrialBatch
 from ..hadronization.weights import log_weights_and_jacobian
-from ..losses import PseudoChi2, bins_from_range
+from ..losses import PseudoChi2, bins_from_range, per_count
 from ..observables import compute, expand_names
 from ..params import SPACE
 from ..store.dataset import Dataset, open_dataset
@@ -147,7 +148,7 @@ class ShardHolder:
 
     def sums(self, theta, replicas: int = 0, seed: int = 0, loss: str = "chi2") -> list:
         """Per base: m [K], Z, Q [K], S1 [K, bins] and dZ [K, L], dS1 [K, bins, L] (L: the Lund columns) at
-        theta [K, P]; for loss 'chi2' also S2 = sum w^2 per bin and dS2, for 'w1' X = sum w x per bin (x the
+        theta [K, P]; for loss 'chi2' also S2 = sum w^2 per bin, for 'w1' X = sum w x per bin (x the
         entry's value) and dX. With `replicas`: at one theta for R bootstrap replicas (K = R)."""
         th = torch.as_tensor(np.asarray(theta, np.float64), device=self.device).reshape(-1, len(SPACE))
         out = []
@@ -183,8 +184,9 @@ class ShardHolder:
         res = {"m": m[rows], "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
                "S1": z1().index_add_(1, b.entry_bin, we), "dS1": z2().index_add_(1, b.entry_bin, wje)}
         if loss == "chi2":
-            res["S2"] = z1().index_add_(1, b.entry_bin, we * we)
-            res["dS2"] = z2().index_add_(1, b.entry_bin, 2.0 * we[..., None] * wje)
+            # A replica's k-fold event counts k times in the variance: k w0^2 = w^2 / k (losses.per_count).
+            we2 = we * we if mult is None else per_count(we * we, mult[rows][:, b.entry_event])
+            res["S2"] = z1().index_add_(1, b.entry_bin, we2)
         else:
             res["X"] = z1().index_add_(1, b.entry_bin, we * b.entry_value)
             res["dX"] = z2().index_add_(1, b.entry_bin, wje * b.entry_value[:, None])
@@ -200,8 +202,7 @@ def _merge(parts: list) -> dict:
     out = {"m": M}
     for p in parts:
         c = np.exp(p["m"] - M)
-        for k, power in (("Z", 1), ("Q", 2), ("S1", 1), ("S2", 2), ("X", 1), ("dZ", 1), ("dS1", 1), ("dS2", 2),
-                         ("dX", 1)):
+        for k, power in (("Z", 1), ("Q", 2), ("S1", 1), ("S2", 2), ("X", 1), ("dZ", 1), ("dS1", 1), ("dX", 1)):
             if k not in p:
                 continue
             scale = (c ** power).reshape(-1, *([1] * (p[k].ndim - 1)))
@@ -379,11 +380,12 @@ class DistributedProblem:
         self.traffic["received"] += sum(len(pickle.dumps(r)) for r in res)
         return [_merge([r[b] for r in res]) for b in range(len(self.datasets))]
 
-    def _loss(self, merged: list[dict], q: torch.Tensor):
-        """Loss [K] from the merged sums, differentiable in the leaves (Z, S1, S2 or X) of every base."""
+    def _loss(self, merged: list[dict], q: torch.Tensor, target_counts=None):
+        """Loss [K] from the merged sums, differentiable in the leaves (Z, S1 or X) of every base; the chi2's
+        variances (S2) are constants, as in losses.PseudoChi2."""
         leaves, neffs = [], []
         for s in merged:
-            leaves.append({k: torch.from_numpy(np.asarray(s[k], np.float64)).requires_grad_(True)
+            leaves.append({k: torch.from_numpy(np.asarray(s[k], np.float64)).requires_grad_(k != "S2")
                            for k in ("Z", "S1", "S2", "X") if k in s})
             neffs.append(leaves[-1]["Z"].detach() ** 2 / torch.from_numpy(np.asarray(s["Q"], np.float64)))
         neff = torch.stack(neffs, -1)
@@ -399,9 +401,10 @@ class DistributedProblem:
         total = sum(alpha[:, b] * lv["Z"] / lv["Z"] for b, lv in enumerate(leaves))
         s, vs = mix("S1") / total[:, None], mix("S2", 2) / (total * total)[:, None]
         ttot = q.sum(-1, keepdim=True)
-        vt = tq.new_zeros(*tq.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq * tq) / (ttot * ttot)
+        tq2 = tq * tq if target_counts is None else per_count(tq * tq, target_counts[..., self.target_event])
+        vt = tq.new_zeros(*tq2.shape[:-1], self.n_bins).index_add(-1, self.target_bin, tq2) / (ttot * ttot)
         t = t / ttot
-        loss = sum(PseudoChi2.from_histograms(s[:, sl], vs[:, sl], t[..., sl], vt[..., sl])
+        loss = sum(PseudoChi2.from_histograms(s[:, sl], vs[:, sl].detach(), t[..., sl], vt[..., sl].detach())
                    for sl in self.slices.values())
         return loss, leaves, alpha, neff
 
@@ -433,9 +436,9 @@ class DistributedProblem:
             loss = loss + inner.sum(-1) / self.scales[n]
         return loss
 
-    def _evaluate(self, theta: np.ndarray, q: torch.Tensor, replicas: int = 0, seed: int = 0):
+    def _evaluate(self, theta: np.ndarray, q: torch.Tensor, replicas: int = 0, seed: int = 0, target_counts=None):
         merged = self._gather(theta, replicas, seed)
-        loss, leaves, alpha, neff = self._loss(merged, q)
+        loss, leaves, alpha, neff = self._loss(merged, q, target_counts)
         loss.sum().backward()
         K = loss.shape[0]
         grad = np.zeros((K, len(self.space)))
@@ -460,8 +463,8 @@ class DistributedProblem:
     def replica_gradients(self, theta, idx: list, replicas: int, seed: int, chunk: int = 8) -> np.ndarray:
         """The loss gradient [replicas, len(idx)] at theta under bootstrap replicas (module docstring)."""
         th = self.as_points(theta).detach().cpu().numpy()[:1]
-        q = self.target_weights * target_multiplicities(seed, len(self.target), replicas)
-        _, grad, _, _, _ = self._evaluate(th, q, replicas, seed)
+        tm = target_multiplicities(seed, len(self.target), replicas)
+        _, grad, _, _, _ = self._evaluate(th, self.target_weights * tm, replicas, seed, tm)
         return grad[:, idx]
 
     def diagnostics_at(self, theta) -> dict:

@@ -40,7 +40,7 @@ import torch
 from ..errors import DatasetError, ParameterError
 from ..hadronization.weights import lund_log_weights
 from ..params import SHOWER_SPACE, SPACE, Parameter, ParameterSpace
-from .problem import Evaluation, Problem
+from .problem import Evaluation, Problem, apply_loss, counts
 
 DEFAULT_STEP = 0.025        # grid spacing h in Lambda [GeV]
 DEFAULT_CELLS = 4           # grid Lambda_0 ... Lambda_0 + 4 h
@@ -236,7 +236,7 @@ class JointProblem(Problem):
         th = self.as_points(theta)
         p, neff = self.joint_mixture(self.log_weights(th), self.shares(th[:, self.lam_col]), base_mult)
         q = None if target_mult is None else self.target_weights * target_mult
-        return self.loss(p, q), None, neff
+        return apply_loss(self.loss, p, q, counts(base_mult, target_mult)), None, neff
 
     def loss_and_grad(self, theta, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:
         theta = self.as_points(theta).detach().clone().requires_grad_(True)
@@ -244,7 +244,7 @@ class JointProblem(Problem):
         shares = self.shares(theta[:, self.lam_col])
         p, neff = self.joint_mixture(lws, shares, base_mult)
         q = None if target_mult is None else self.target_weights * target_mult
-        loss = self.loss(p, q)
+        loss = apply_loss(self.loss, p, q, counts(base_mult, target_mult))
         loss.sum().backward()
         mean_w = torch.stack([torch.exp(torch.logsumexp(x.detach(), -1) - math.log(x.shape[-1])) for x in lws], -1)
         return Evaluation(loss.detach(), theta.grad.detach(), shares.detach(), neff, mean_w)

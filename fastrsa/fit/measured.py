@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from ..losses import per_count
 from ..measurements import Measurement, load
 from ..observables.lep import LEP_ECM, MEASURED, STATISTICS
 
@@ -190,19 +191,20 @@ class MeasuredChi2(torch.nn.Module):
             _, var = self.prediction(p_ref.reshape(1, -1).to(self.cov))
         self.fixed_var = var[0].clamp(min=0)
 
-    def prediction(self, p: torch.Tensor):
-        """(s [..., B], var s [..., B]) from normalized weights p [..., N]."""
-        S2 = (p * p).sum(-1, keepdim=True)
+    def prediction(self, p: torch.Tensor, counts: torch.Tensor | None = None):
+        """(s [..., B], var s [..., B]) from normalized weights p [..., N]; `counts`: bootstrap multiplicities
+        that p includes (each p_i^2 is then divided by its k_i: losses.per_count)."""
+        p2 = p * p if counts is None else per_count(p * p, counts)
+        S2 = p2.sum(-1, keepdim=True)
         if self.statistic in ("mean", "means"):
             # sum_i p_i^2 (x_ib - s_b)^2 expanded, so that no [..., N, B] intermediate is made
-            p2 = p * p
             mean = p @ self.x
             var = p2 @ (self.x * self.x) - 2 * mean * (p2 @ self.x) + mean * mean * S2
             return mean, var.clamp(min=0.0)
         inside = self.bin >= 0
         idx, pin = self.bin[inside], p[..., inside]
         f = pin.new_zeros(*p.shape[:-1], self.n_bins).index_add(-1, idx, pin)
-        s2 = pin.new_zeros(*p.shape[:-1], self.n_bins).index_add(-1, idx, pin * pin)
+        s2 = pin.new_zeros(*p2.shape[:-1], self.n_bins).index_add(-1, idx, p2[..., inside])
         var = s2 * (1 - 2 * f) + f * f * S2
         return f * self.inv_width, var * self.inv_width ** 2
 
@@ -214,9 +216,10 @@ class MeasuredChi2(torch.nn.Module):
         c = self.cov + torch.diag_embed(var)
         return (r * torch.linalg.solve(c, r.unsqueeze(-1)).squeeze(-1)).sum(-1)
 
-    def forward(self, p: torch.Tensor, q=None) -> torch.Tensor:
-        """chi2 [...] of the normalized weights p [..., N]; var s enters as a constant (module docstring)."""
-        s, var = self.prediction(p)
+    def forward(self, p: torch.Tensor, q=None, counts=None) -> torch.Tensor:
+        """chi2 [...] of the normalized weights p [..., N]; var s enters as a constant (module docstring).
+        `counts`: (bootstrap multiplicities of the simulated events, unused target's), see losses."""
+        s, var = self.prediction(p, None if counts is None else counts[0])
         return self.chi2(s, var.detach() if self.fixed_var is None else self.fixed_var.expand_as(s))
 
 
@@ -231,8 +234,8 @@ class DataChi2(torch.nn.Module):
     def n_bins(self) -> int:
         return sum(t.n_bins for t in self.terms)
 
-    def forward(self, p, q=None):
-        return sum(t(p) for t in self.terms)
+    def forward(self, p, q=None, counts=None):
+        return sum(t(p, q, counts) for t in self.terms)
 
     def fix_variance(self, p_ref) -> None:
         """MeasuredChi2.fix_variance for every measurement."""

@@ -11,6 +11,7 @@ alpha gives an unbiased estimate of the distribution at theta). With one base, a
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import NamedTuple
 
@@ -55,6 +56,22 @@ class Evaluation(NamedTuple):
     alpha: torch.Tensor
     n_eff_frac: torch.Tensor
     mean_weight: torch.Tensor
+
+
+def counts(base_mult, target_mult):
+    """The losses' `counts` (losses module docstring) for bootstrap multiplicities: the bases' [K, N_b]
+    concatenated as the mixture concatenates the bases, and the target's; None without a bootstrap."""
+    if base_mult is None and target_mult is None:
+        return None
+    return (None if base_mult is None else torch.cat(list(base_mult), -1)), target_mult
+
+
+def apply_loss(loss, p, q, c):
+    """loss(p, q), with counts=c when there are bootstrap counts and the loss takes them (every built-in loss
+    does; a user's registered loss need not)."""
+    if c is None or "counts" not in inspect.signature(loss.forward).parameters:
+        return loss(p, q)
+    return loss(p, q, counts=c)
 
 
 class Problem:
@@ -180,7 +197,7 @@ class Problem:
         """Loss [K] at theta [K, P] (differentiable), plus alpha and N_eff/N per base."""
         p, alpha, neff = self.mixture(self.log_weights(theta), base_mult)
         q = None if target_mult is None else self.target_weights * target_mult
-        return self.loss(p, q), alpha, neff
+        return apply_loss(self.loss, p, q, counts(base_mult, target_mult)), alpha, neff
 
     def loss_and_grad(self, theta: torch.Tensor, base_mult=None, target_mult=None, chunk: int = 8) -> Evaluation:
         """Loss [K] and d loss / d theta [K, P] at K independent points (plus alpha, N_eff/N and the
@@ -199,7 +216,7 @@ class Problem:
             bm = None if base_mult is None else [m[sl] for m in base_mult]
             p, alpha, neff = self.mixture([x[sl] for x in leaves], bm)
             q = None if target_mult is None else self.target_weights * target_mult[sl]
-            loss = self.loss(p, q)
+            loss = apply_loss(self.loss, p, q, counts(bm, None if target_mult is None else target_mult[sl]))
             loss.sum().backward()
             losses.append(loss.detach())
             alphas.append(alpha)
@@ -242,9 +259,10 @@ class Problem:
             n = min(chunk, replicas - s)
             phi = th.repeat(n, 1).requires_grad_(True)
             lws = [lw + torch.einsum("kp,np->kn", (phi - th)[:, cols], jac[0]) for lw, jac in lin]
-            p, _, _ = self.mixture(lws, [m[s:s + n] for m in bm])
+            bms = [m[s:s + n] for m in bm]
+            p, _, _ = self.mixture(lws, bms)
             q = None if tm is None else self.target_weights * tm[s:s + n]
-            self.loss(p, q).sum().backward()
+            apply_loss(self.loss, p, q, counts(bms, None if tm is None else tm[s:s + n])).sum().backward()
             grads.append(phi.grad.detach().cpu().numpy()[:, idx])
         return np.concatenate(grads)
 

@@ -329,3 +329,15 @@ def test_joint_data_chi2_variance_cannot_favour_the_grid_edges():
     one = MeasuredChi2(DataTarget(m, "x", "density", "toy"), x)
     assert float(fixed[1]) == pytest.approx(float(one(torch.full((1, n), 1.0 / n, dtype=torch.float64))[0]),
                                             rel=1e-12)
+
+
+@pytest.mark.parametrize("extra", [["--target", "BASE", "--data", "thrust"], []])
+def test_joint_fit_takes_a_target_or_data(dqcd, tmp_path, capsys, extra):
+    """`fit --params lambda,...` takes a pseudo-data --target or --data measurements (one of the two); the
+    refusal is one line and writes nothing."""
+    from fastrsa.cli import main
+    extra = [str(dqcd.path) if a == "BASE" else a for a in extra]
+    rc = main(["fit", "--base", str(dqcd.path), *extra, "--params", "lambda,a,b", "--out", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and ("--data" in err), err
+    assert not (tmp_path / "f" / "result.json").exists()

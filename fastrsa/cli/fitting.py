@@ -220,10 +220,11 @@ def _cmd_fit_shower(args, out) -> int:
 def _cmd_fit_joint(args, out) -> int:
     """--params lambda,a,b[,sigma] on a dqcd base: Lambda by moving, (a, b, sigma) by RSA weights (fit/joint.py)."""
     from ..fit.joint import DEFAULT_CELLS, DEFAULT_STEP, JointProblem, joint_summary
-    if len(args.base) != 1 or args.target is None or args.data:
-        raise ParameterError("--params lambda,...: give one dqcd --base and one --target sample (no --data yet)")
+    if len(args.base) != 1 or (args.target is None) == (not args.data):
+        raise ParameterError("--params lambda,...: give one dqcd --base and either a --target sample or --data "
+                             "measurements")
     observables = "thrust_all,charged_multiplicity_all" if args.observables == DEFAULT_OBSERVABLES else args.observables
-    problem = JointProblem(args.base[0], args.target, observables, loss=args.loss, work=out / "moved",
+    problem = JointProblem(args.base[0], args.target, observables, loss=args.loss, work=out / "moved", data=args.data,
                            step=DEFAULT_STEP if args.lambda_step is None else args.lambda_step,
                            cells=DEFAULT_CELLS if args.lambda_cells is None else args.lambda_cells,
                            order=3 if args.order is None else args.order, n_projections=args.projections,
@@ -236,6 +237,13 @@ def _cmd_fit_joint(args, out) -> int:
                      replicas=args.replicas, seed=args.seed, progress=not args.quiet, plots=False)
     doc = json.loads((out / "result.json").read_text())
     extra = joint_summary(result)
+    if args.data:
+        from ..fit.measured import evaluate_data
+        ev = {"base": evaluate_data(problem, problem.base_points[0]), "fit": evaluate_data(problem, result.theta)}
+        extra["data"] = {"chi2": {k: v["chi2"] for k, v in ev.items()}, "bins": ev["fit"]["bins"],
+                         "terms": {k: v["terms"] for k, v in ev.items()}}
+        print("chi2 against the data (" + f"{ev['fit']['bins']} bins): base {ev['base']['chi2']:.1f}, "
+              f"fit {ev['fit']['chi2']:.1f}")
     write_json(out / "result.json", {**doc, **extra})
     files = []
     if not args.no_plots:

@@ -274,6 +274,8 @@ class PseudoChi2(torch.nn.Module):
     30 GeV, fits of rho and xi were 1-2 standard deviations less biased with the variances held constant.
     """
 
+    constant_variance = True        # its gradient holds the variances constant (fit.uncertainty.bootstrap)
+
     def __init__(self, sim_values, target_values, bins=None, sim_index=None, target_index=None,
                  target_weights=None, n_sim_events: int | None = None, n_target_events: int | None = None):
         super().__init__()
@@ -364,8 +366,12 @@ class SumLoss(torch.nn.Module):
         super().__init__()
         self.terms = torch.nn.ModuleList(terms)
 
+    @property
+    def constant_variance(self) -> bool:
+        return all(getattr(t, "constant_variance", False) for t in self.terms)
+
     def forward(self, p, q=None, counts=None):
-        return sum(t(p, q, counts) for t in self.terms)
+        return sum(t(p, q) if counts is None else t(p, q, counts=counts) for t in self.terms)
 
 
 def _per_observable(make, names, sim, tgt, target_weights, n_sim, n_target) -> SumLoss:

@@ -210,3 +210,36 @@ def test_the_fitted_point_survives_its_covariance_step(pair_tiny, monkeypatch):
     d = res.to_dict()
     assert d["a"] == res.theta[0] and d["errors"] == {"a": None, "b": None} and "fit: a = " in res.summary()
     assert "nan" not in res.summary()
+
+
+def test_bootstrap_counts_reach_the_loss(pair):
+    """Every evaluation with bootstrap multiplicities hands them to the loss as counts ([K, N_total] for the
+    bases, [K, N_target]), so the chi2 variances count a k-fold event k times (losses module docstring)."""
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity", loss="chi2")
+    seen = []
+    inner = problem.loss
+
+    class Spy(torch.nn.Module):
+        constant_variance = True
+
+        def forward(self, p, q=None, counts=None):
+            seen.append(None if counts is None else tuple(c.shape for c in counts))
+            return inner(p, q, counts=counts)
+    problem.loss = Spy()
+    theta = [0.70, 0.93, 0.335]
+    n, nt = sum(problem.sizes), len(problem.target)
+    problem.replica_gradients(theta, [0, 1], replicas=3, seed=0)
+    bm, tm = problem.poisson_multiplicities(2, 1)
+    problem.loss_and_grad(torch.tensor([theta, theta], dtype=torch.float64), bm, tm)
+    problem.evaluate(torch.tensor([theta, theta], dtype=torch.float64), bm, tm)
+    problem.loss_and_grad(torch.tensor([theta], dtype=torch.float64))
+    assert seen == [((3, n), (3, nt)), ((2, n), (2, nt)), ((2, n), (2, nt)), None]
+
+
+def test_bootstrap_refits_of_a_chi2_reach_their_roots(pair):
+    """A chi2 holds its variances constant in the gradient, so bootstrap() takes steps by the Newton decrement
+    of that gradient (the value still moves with the variances): the replicas' gradients fall 20x."""
+    problem = Problem([pair[0].path], pair[1].path, "multiplicity,thrust", loss="chi2")
+    res = fit(problem, steps=40, progress=False, replicas=8)
+    bs = bootstrap(problem, res.theta, replicas=8, iters=12, seed=2, progress=False)
+    assert bs["gradient_reduced_20x"] >= 7, bs["gradient_reduced_20x"]

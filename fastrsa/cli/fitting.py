@@ -258,8 +258,12 @@ def _cmd_fit(args) -> int:
     _check_counts(args)
     if args.validate_events and not args.data:
         raise ParameterError("--validate-events: only with --data (a fit to measurements)")
+    lam = "lambda" in [p.strip() for p in args.params.split(",")]
+    if lam and args.validate_events:
+        raise ParameterError("--validate-events: not with --params lambda (the joint fit); generate at the fitted "
+                             "point with 'fastrsa generate --setup dqcd' instead")
     out = out_dir(args.out, "fit", args.overwrite)
-    if "lambda" in [p.strip() for p in args.params.split(",")]:
+    if lam:
         from ..shower.dataset import is_shower_dataset
         if len(args.base) == 1 and not is_shower_dataset(args.base[0]):
             return _cmd_fit_joint(args, out)

@@ -181,7 +181,8 @@ class ShardHolder:
         K, L = w.shape[0], jr.shape[-1]
         z1 = lambda: w.new_zeros(K, self.n_bins)                    # noqa: E731
         z2 = lambda: w.new_zeros(K, self.n_bins, L)                 # noqa: E731
-        res = {"m": m[rows], "Z": w.sum(-1), "Q": (w * w).sum(-1), "dZ": wj.sum(1),
+        q2 = w * w if mult is None else per_count(w * w, mult[rows])     # a k-fold event is k events
+        res = {"m": m[rows], "Z": w.sum(-1), "Q": q2.sum(-1), "dZ": wj.sum(1),
                "S1": z1().index_add_(1, b.entry_bin, we), "dS1": z2().index_add_(1, b.entry_bin, wje)}
         if loss == "chi2":
             # A replica's k-fold event counts k times in the variance: k w0^2 = w^2 / k (losses.per_count).

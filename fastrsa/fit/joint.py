@@ -39,6 +39,7 @@ import torch
 
 from ..errors import DatasetError, ParameterError
 from ..hadronization.weights import lund_log_weights
+from ..losses import per_count
 from ..params import SHOWER_SPACE, SPACE, Parameter, ParameterSpace
 from .problem import Evaluation, Problem, apply_loss, counts
 
@@ -228,7 +229,8 @@ class JointProblem(Problem):
                 w = w * base_mult[b]
             w = w / w.sum(-1, keepdim=True)
             ps.append(shares[:, b:b + 1] * w)
-            neffs.append(1.0 / (w.detach() ** 2).sum(-1))
+            w2 = w.detach() ** 2     # a replica's k-fold event is k events (losses.per_count)
+            neffs.append(1.0 / (w2 if base_mult is None else per_count(w2, base_mult[b])).sum(-1))
         neff = torch.stack(neffs, -1) / max(len(self.common), 1)
         return torch.cat(ps, -1), neff
 

@@ -120,6 +120,9 @@ def pseudo_measurement(values: np.ndarray, edges, statistic: str = "density", we
                        path: str = "pseudo", x_label: str = "") -> Measurement:
     """A measurement made from a sample's per-event values (pseudo-data): the statistic per bin with
     its statistical error (the same variance formulas as the prediction's, with unit or given weights)."""
+    if statistic not in ("density", "fraction", "mean"):
+        raise ParameterError(f"statistic = {statistic!r}: a pseudo-measurement is a 'density', 'fraction' or "
+                             "'mean' of one observable (make a table of means one 'mean' at a time)")
     x = np.asarray(values, np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64)
     p = w / w.sum()
@@ -147,6 +150,8 @@ class MeasuredChi2(torch.nn.Module):
 
     Built once from the simulated per-event values (the bins every event falls in are found here);
     forward(p [..., N], q=None) takes normalized event weights and returns chi2 [...]."""
+
+    constant_variance = True        # its gradient holds the variances constant (fit.uncertainty.bootstrap)
 
     def __init__(self, target: DataTarget, sim_values, reachable=None):
         super().__init__()
@@ -225,6 +230,8 @@ class MeasuredChi2(torch.nn.Module):
 
 class DataChi2(torch.nn.Module):
     """The sum of MeasuredChi2 over several measurements (they are treated as independent)."""
+
+    constant_variance = True        # its gradient holds the variances constant (fit.uncertainty.bootstrap)
 
     def __init__(self, terms):
         super().__init__()

@@ -23,7 +23,7 @@ from ..hadronization.batch import TrialBatch
 from ..hadronization.diagnostics import summarize_log_weights
 from ..hadronization.dispatch import BACKENDS, resolve_device
 from ..hadronization.weights import log_weights_and_jacobian, lund_log_weights
-from ..losses import LOSSES, build_loss, check_loss
+from ..losses import LOSSES, build_loss, check_loss, per_count
 from ..observables import Observable, compute, expand_names
 from ..params import SPACE, WEIGHT_SPACE
 from ..store.dataset import open_dataset
@@ -175,7 +175,8 @@ class Problem:
                 w = w * base_mult[b]
             w = w / w.sum(-1, keepdim=True)
             ps.append(w)
-            neffs.append(1.0 / (w.detach() ** 2).sum(-1))
+            w2 = w.detach() ** 2     # a replica's k-fold event is k events (losses.per_count)
+            neffs.append(1.0 / (w2 if base_mult is None else per_count(w2, base_mult[b])).sum(-1))
         neff = torch.stack(neffs, -1)
         alpha = neff / neff.sum(-1, keepdim=True)
         p = torch.cat([alpha[..., b:b + 1] * ps[b] for b in range(len(ps))], -1)

@@ -89,8 +89,9 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     """Refit R bootstrap replicas (Poisson(1) multiplicities of base and target events) together: every
     iteration evaluates all R points as one [R, 3] batch through the weight op. Each replica starts at
     the nominal fit and takes Levenberg-Marquardt steps -(H + lambda diag H)^-1 g with the nominal
-    Hessian H (eigenvalues taken by magnitude) and its own lambda (divided by 3 when its loss falls, times 4 and the step undone when it
-    rises), which stays stable along a flat valley where a plain Newton step would overshoot.
+    Hessian H (eigenvalues taken by magnitude) and its own lambda (divided by 3 when its loss falls, times 4 and
+    the step undone when it rises; for a chi2 with constant variances, when its Newton decrement g^T H^-1 g
+    falls), which stays stable along a flat valley where a plain Newton step would overshoot.
     Returns the replicas' points, their mean and covariance, and how many converged."""
     stream = stream or sys.stderr
     space = problem.space
@@ -106,10 +107,22 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     vals = np.maximum(np.abs(vals), 1e-9 * max(np.abs(vals).max(), 1e-300))
     H = (vecs * vals) @ vecs.T
     D = np.diag(np.diag(H))
+    Hi = np.linalg.inv(H)
     bm, tm = problem.poisson_multiplicities(replicas, seed)
     th = torch.as_tensor(theta_hat, dtype=torch.float64).repeat(replicas, 1)
     loss, g = problem.loss_and_grad(th.to(problem.device), bm, tm)[:2]
     g = g.cpu()
+    # A chi2 whose variances are constants of its gradient (losses.PseudoChi2, the data chi2) is solved as an
+    # estimating equation g = 0: a step is kept when the Newton decrement g^T |H|^-1 g falls. Its value still
+    # moves with the variances, so "the loss falls" would refuse steps towards the replica's own root.
+    by_gradient = bool(getattr(problem.loss, "constant_variance", False))
+
+    def merit(loss, g):
+        if not by_gradient:
+            return loss.cpu()
+        gi = g.numpy()[:, idx]
+        return torch.from_numpy(np.einsum("ri,ij,rj->r", gi, Hi, gi))
+    score = merit(loss, g)
     g0 = np.abs(g.numpy()[:, idx]).max(1)
     lam = np.full(replicas, 0.1)
     t0 = time.time()
@@ -120,8 +133,10 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
         trial[:, idx] += torch.from_numpy(step)
         trial = space.clamp(trial, space.names)
         tl, tg = problem.loss_and_grad(trial.to(problem.device), bm, tm)[:2]
-        better = (tl <= loss).cpu().numpy()
+        ts = merit(tl, tg.cpu())
+        better = (ts <= score).numpy()
         th[better], loss[better], g[better] = trial[better], tl[better].to(loss.device), tg.cpu()[better]
+        score[better] = ts[better]
         lam = np.where(better, lam / 3, lam * 4)
         size = np.abs(step).max()
         if progress:

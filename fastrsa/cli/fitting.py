@@ -59,8 +59,7 @@ def data_report(problem, result, out: Path, plots=True, validate_events=0, jobs=
     validate_events, of events generated directly at the fit); figures per measurement; the profile along
     flat directions. Returns what it writes into result.json under 'data'."""
     from ..fit.measured import evaluate_data
-    from ..params import SPACE
-    space = getattr(problem, "space", SPACE)
+    space = problem.space
     stream = stream or sys.stdout
     ndf = sum(t.n_bins for t in problem.loss.terms) - len(result.free)
     points = {"base": problem.base_points[0], "Pythia default": space.defaults(), "fit": result.theta}
@@ -101,13 +100,12 @@ def validate_at_fit(problem, result, out: Path, events: int, jobs: int, seed: in
     """Generate `events` directly at the fitted point with the bases' setup; chi2 of that sample."""
     from ..fit.measured import chi2_of_sample
     from ..generation import generate
-    from ..params import SPACE
     from ..store.hadrons import dataset_hadrons
     setup = problem.datasets[0].meta["setup"]
-    space = getattr(problem, "space", SPACE)
+    space = problem.space
     th = dict(zip(space.names, result.theta))
     common = dict(events=events, z_head=problem.datasets[0].base.z_head, seed=seed + 7919, jobs=jobs, progress=False)
-    if setup["name"] == "cmnd" or space is not SPACE:
+    if setup["name"] == "cmnd" or problem.flavour:
         # the configuration's own settings (a built-in setup's as well, when flavour parameters were fitted:
         # the built-in setups set only a, b and sigma), with the fitted point on top
         point = [f"{space[n].setting} = {th[n]!r}" for n in space.names]

@@ -39,9 +39,8 @@ import torch
 
 from ..errors import DatasetError, ParameterError
 from ..hadronization.weights import lund_log_weights
-from ..losses import per_count
 from ..params import SHOWER_SPACE, SPACE, Parameter, ParameterSpace
-from .problem import Evaluation, Problem, apply_loss, counts
+from .problem import Evaluation, Problem, apply_loss, counts, normalized_weights
 
 DEFAULT_STEP = 0.025        # grid spacing h in Lambda [GeV]
 DEFAULT_CELLS = 4           # grid Lambda_0 ... Lambda_0 + 4 h
@@ -224,13 +223,9 @@ class JointProblem(Problem):
         """Event weights p [K, N_total] (rows sum to 1), and N_eff/N per sample [K, B]."""
         ps, neffs = [], []
         for b, lw in enumerate(lws):
-            w = torch.exp(lw - lw.detach().max(-1, keepdim=True).values) * self.keep[b]
-            if base_mult is not None:
-                w = w * base_mult[b]
-            w = w / w.sum(-1, keepdim=True)
+            w, inv_neff = normalized_weights(lw, None if base_mult is None else base_mult[b], self.keep[b])
             ps.append(shares[:, b:b + 1] * w)
-            w2 = w.detach() ** 2     # a replica's k-fold event is k events (losses.per_count)
-            neffs.append(1.0 / (w2 if base_mult is None else per_count(w2, base_mult[b])).sum(-1))
+            neffs.append(1.0 / inv_neff)
         neff = torch.stack(neffs, -1) / max(len(self.common), 1)
         return torch.cat(ps, -1), neff
 

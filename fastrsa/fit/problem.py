@@ -66,6 +66,19 @@ def counts(base_mult, target_mult):
     return (None if base_mult is None else torch.cat(list(base_mult), -1)), target_mult
 
 
+def normalized_weights(lw: torch.Tensor, mult=None, keep=None):
+    """Rows of exp(lw) (times `keep` and the bootstrap multiplicities `mult`, when given) normalized to 1, and
+    their 1 / N_eff = sum w^2, where a replica's k-fold event counts k times (losses.per_count)."""
+    w = torch.exp(lw - lw.detach().max(-1, keepdim=True).values)
+    if keep is not None:
+        w = w * keep
+    if mult is not None:
+        w = w * mult
+    w = w / w.sum(-1, keepdim=True)
+    w2 = w.detach() ** 2
+    return w, (w2 if mult is None else per_count(w2, mult)).sum(-1)
+
+
 def apply_loss(loss, p, q, c):
     """loss(p, q), with counts=c when there are bootstrap counts and the loss takes them (every built-in loss
     does; a user's registered loss need not)."""
@@ -170,13 +183,9 @@ class Problem:
         """Event weights p [K, N_total] (each row sums to 1), alpha [K, B] and N_eff/N [K, B] per base."""
         ps, neffs = [], []
         for b, lw in enumerate(lws):
-            w = torch.exp(lw - lw.detach().max(-1, keepdim=True).values)
-            if base_mult is not None:
-                w = w * base_mult[b]
-            w = w / w.sum(-1, keepdim=True)
+            w, inv_neff = normalized_weights(lw, None if base_mult is None else base_mult[b])
             ps.append(w)
-            w2 = w.detach() ** 2     # a replica's k-fold event is k events (losses.per_count)
-            neffs.append(1.0 / (w2 if base_mult is None else per_count(w2, base_mult[b])).sum(-1))
+            neffs.append(1.0 / inv_neff)
         neff = torch.stack(neffs, -1)
         alpha = neff / neff.sum(-1, keepdim=True)
         p = torch.cat([alpha[..., b:b + 1] * ps[b] for b in range(len(ps))], -1)

@@ -107,7 +107,6 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     vals = np.maximum(np.abs(vals), 1e-9 * max(np.abs(vals).max(), 1e-300))
     H = (vecs * vals) @ vecs.T
     D = np.diag(np.diag(H))
-    Hi = np.linalg.inv(H)
     bm, tm = problem.poisson_multiplicities(replicas, seed)
     th = torch.as_tensor(theta_hat, dtype=torch.float64).repeat(replicas, 1)
     loss, g = problem.loss_and_grad(th.to(problem.device), bm, tm)[:2]
@@ -116,6 +115,7 @@ def bootstrap(problem: Problem, theta_hat, params="a,b", replicas: int = 32, see
     # estimating equation g = 0: a step is kept when the Newton decrement g^T |H|^-1 g falls. Its value still
     # moves with the variances, so "the loss falls" would refuse steps towards the replica's own root.
     by_gradient = bool(getattr(problem.loss, "constant_variance", False))
+    Hi = np.linalg.inv(H) if by_gradient else None
 
     def merit(loss, g):
         if not by_gradient:

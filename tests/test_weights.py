@@ -317,8 +317,10 @@ def test_stale_numba_cache_is_dropped_when_the_inlined_math_changes():
 
 @pytest.mark.parametrize("fixture", ["string_ds", "insitu_ee"])
 def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request, device):
-    """TrialBatch.with_features() stores 1/z, log z, log(1 - z), log(1 - F_B) per trial (32 more bytes) so the
-    kernels skip those functions at every theta: weights and gradients stay identical to the bit."""
+    """TrialBatch.with_features() stores 1/z, log z, log(1 - z), F_B / (1 - F_B) per trial (32 more bytes) so
+    the kernels skip those functions at every theta: on the CPU, whose kernel computes them with the same
+    functions, weights and gradients stay identical to the bit; the CUDA kernel's own exp and log (libdevice)
+    differ from the CPU's in the last bit, so there they agree to rounding."""
     ds = request.getfixturevalue(fixture)
     ds = ds if hasattr(ds, "to_torch") else ds[0]
     batch = _small_batch(ds, 4 if device.name == "cudasim" else 200, device)
@@ -329,4 +331,8 @@ def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request,
     from fastrsa.hadronization.weights import log_weights_and_jacobian
     lw0, g0 = log_weights_and_jacobian(batch, th, device.backend)
     lw1, g1 = log_weights_and_jacobian(fast, th, device.backend)
-    assert torch.equal(lw0, lw1) and torch.equal(g0, g1)
+    if device.name == "cpu":
+        assert torch.equal(lw0, lw1) and torch.equal(g0, g1)
+    else:
+        torch.testing.assert_close(lw1, lw0, rtol=1e-13, atol=1e-12)
+        torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-12)

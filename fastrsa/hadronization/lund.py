@@ -66,6 +66,19 @@ def shape_constants(A, B, C):
 
 
 @register_jitable
+def log_f_coeffs(A, B, C):
+    """log f(z) of shape (A, B, C) as a linear form in z's own 1/z, log z and log(1 - z), for kernels that
+    evaluate many z of one z sampling at once (before the clamp at +-EXPMAX):
+        log f(z) = e0 + eI / z + eL log z + eM log(1 - z),
+        d log f / dA = gA0 + gAM log(1 - z),  d/dB = gB0 - 1/z,  d/dC = gC0 - log z,
+    the same terms as log_f_given, zMax dependence included. Returns (e0, eI, eL, eM, gA0, gAM, gB0, gC0)."""
+    zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC = shape_constants(A, B, C)
+    aon = 1.0 if A >= AFROMZERO else 0.0        # ln1mzm is 0 where zMax = 1 (see shape_constants)
+    e0 = B * izm + C * lnzm - aon * A * ln1mzm
+    return e0, -B, -C, aon * A, dzm * zA - aon * ln1mzm, aon, izm + dzm * zB, lnzm + dzm * zC
+
+
+@register_jitable
 def log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz):
     """log f(z) and d/d(A, B, C) from shape_constants(A, B, C) and z's own iz = 1/z, log z, log(1 - z)."""
     e = B * (izm - iz) + C * (lnzm - lnz)
@@ -130,16 +143,17 @@ def trial_log_ratio(d, ga, gb, accepted, lfB, lrb, log_zhead):
 @register_jitable
 def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, feat, log_zhead, t, t1, stride):
     """Sum of the trial log-weights over trials t, t + stride, ... < t1 of one event: (log w, d/da, d/db,
-    capped count). The CPU kernel walks an event with stride 1, a CUDA lane with the warp size.
+    capped count), one trial at a time: a CUDA lane walks its event with the warp size as stride. (The CPU
+    kernel evaluates the same formulas a z sampling at a time, vectorized: kernels/cpu.py.)
 
     Trials are stored compactly: z, lfB (log F_B for a rejected trial, +1 marks an accepted one) and the
     index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a row of
     `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z) itself,
     are recomputed here from those, with the same operations as when the dataset was loaded, so the
     base term log f_B(z) is bit-identical to a stored one; zMax is computed once per z sampling.
-    `feat` [T, 4] (or [0, 4]: off) holds each trial's 1/z, log z, log(1 - z) and log(1 - F_B), computed
-    once by the same functions (TrialBatch.with_features): then a trial needs no transcendental function
-    but the two of F_theta, and the results are the same to the bit.
+    `feat` [T, 4] (or [0, 4]: off) holds each trial's 1/z, log z, log(1 - z) and q_B = F_B / (1 - F_B) (0
+    for an accepted trial; log(1 - F_B) = -log(1 + q_B)), computed once by the CPU's functions (TrialBatch.with_features): then a trial needs only the
+    functions of F_theta and log(1 - F_B), and the results agree with the compact layout's to rounding.
     """
     has_feat = feat.shape[0] > 0
     lw = 0.0
@@ -170,7 +184,8 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, 
             iz = feat[t, 0]
             lnz = feat[t, 1]
             ln1mz = feat[t, 2]
-            lrb = feat[t, 3]
+            if lfB[t] <= 0.0:
+                lrb = -math.log1p(feat[t, 3])
         else:
             zt = z[t]
             iz = 1.0 / zt

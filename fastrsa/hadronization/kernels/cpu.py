@@ -1,4 +1,6 @@
-"""numba CPU kernels: parallel over events (prange), compiled once and cached on disk.
+"""numba CPU kernels: parallel over blocks of events (prange), vectorized over each z sampling's trials
+(AVX2/AVX-512 through LLVM, with fastrsa's vectorizable exp and log: hadronization/vmath.py), compiled
+once and cached on disk.
 
 numba keys its on-disk cache on this file alone, not on the modules whose functions it inlines
 (lund.py, flavmath.py), so an edit there would leave a stale compiled kernel. `_drop_stale_cache` keeps
@@ -8,9 +10,11 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
-_INLINED = ("lund.py", "flavmath.py")
+_INLINED = ("lund.py", "flavmath.py", "vmath.py")
 
 
 def _drop_stale_cache() -> None:
@@ -35,7 +39,8 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
-from ..lund import COL_A, COL_B, COL_SIGMA, base_log_f, pt_log_weight, strided_trial_sums
+from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt_log_weight
+from ..vmath import TINY, exp_core, log_core, vexp, vlog
 
 
 @njit(parallel=True, cache=True)
@@ -48,36 +53,206 @@ def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
         out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
 
 
-@njit(parallel=True, cache=True)
+BLOCK = 32      # events per parallel iteration: their scratch buffers are allocated once
+PAD = 4         # a z sampling's trials are evaluated in whole vectors of up to 4 (AVX2) lanes
+
+
+@njit(fastmath={"reassoc"}, cache=True)
+def _radd(x, y):
+    """x + y that LLVM may reassociate: lets it vectorize a sum over trials (the sum's order changes, by
+    rounding only; nothing else in the kernels is reassociated)."""
+    return x + y
+
+
+@register_jitable
+def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL,
+                   log_zhead):
+    """Sum over one z sampling's trials j0 <= j < j1 of Pythia's log-ratio and d/d(a, b), and the number of
+    capped trials: lund.trial_log_ratio and lund.log_f_given in vector form. log f_theta = e0 + eI/z + eL
+    log z + eM log(1 - z) (lund.log_f_coeffs), log f_B the same with b0..bM, clamped to +-EXPMAX; their
+    difference d is formed from differences of coefficients (exactly 0 at the base point), capped at
+    log zHead. With r = e^d, F_theta = F_B r and q_B = F_B / (1 - F_B), a rejected trial's
+        (1 - F_theta) / (1 - F_B) = 1 - q_B (r - 1) = R,  log-weight log R,  gradient factor
+        -F_theta / (1 - F_theta) = -q_B r / R,
+    exactly 1 and 0 at the base point (r = 1); -inf where R <= 0 (F_theta >= 1). Runs over whole
+    vectors past j1 into padding, which is masked off."""
+    sw = 0.0
+    sa = 0.0
+    sb = 0.0
+    sc = 0.0
+    d0 = e0 - b0
+    dI = eI - bI
+    dL = eL - bL
+    dM = eM - bM
+    for j in range(j0, j0 + ((j1 - j0 + PAD - 1) // PAD) * PAD):
+        x1 = iz[j]
+        x2 = lnz[j]
+        x3 = ln1mz[j]
+        e = e0 + eI * x1 + eL * x2 + eM * x3
+        eb = b0 + bI * x1 + bL * x2 + bM * x3
+        d = d0 + dI * x1 + dL * x2 + dM * x3
+        gA = gA0 + gAM * x3
+        gB = gB0 + gBI * x1 + gBL * x2
+        clamp = (e > EXPMAX) | (e < -EXPMAX)
+        clampb = (eb > EXPMAX) | (eb < -EXPMAX)
+        ec = (EXPMAX if e > 0.0 else -EXPMAX) if clamp else e
+        ebc = (EXPMAX if eb > 0.0 else -EXPMAX) if clampb else eb
+        gA = 0.0 if clamp else gA
+        gB = 0.0 if clamp else gB
+        d = ec - ebc if (clamp | clampb) else d
+        cap = d > log_zhead
+        d = log_zhead if cap else d
+        gA = 0.0 if cap else gA
+        gB = 0.0 if cap else gB
+        q = qB[j]
+        r = exp_core(d)             # -2 EXPMAX <= d <= log zHead
+        R = 1.0 - q * (r - 1.0)
+        s = -(q * r) / R
+        lw = log_core(max(R, TINY))
+        ok = R > 0.0
+        a = acc[j] > 0.0
+        valid = j < j1
+        w = d if a else (lw if ok else -math.inf)
+        gA = gA if a else (s * gA if ok else 0.0)
+        gB = gB if a else (s * gB if ok else 0.0)
+        sw = _radd(sw, w if valid else 0.0)
+        sa = _radd(sa, gA if valid else 0.0)
+        sb = _radd(sb, gB if valid else 0.0)
+        sc = _radd(sc, 1.0 if (cap & valid) else 0.0)
+    return sw, sa, sb, sc
+
+
+@njit(error_model="numpy", fastmath={"contract"}, cache=True)
+def _fill_compact(z, lfB, t0, n, iz, lnz, ln1mz, qB, acc):
+    """An event's per-trial values from the compact layout, one loop per output (so that each vectorizes)."""
+    for j in range(n):
+        iz[j] = 1.0 / z[t0 + j]
+    for j in range(n):
+        lnz[j] = vlog(z[t0 + j])
+    for j in range(n):
+        ln1mz[j] = vlog(1.0 - z[t0 + j])
+    for j in range(n):
+        x = lfB[t0 + j]
+        fb = vexp(x)
+        qB[j] = fb / (1.0 - fb) if x <= 0.0 else 0.0
+    for j in range(n):
+        acc[j] = lfB[t0 + j]
+
+
+@njit(error_model="numpy", cache=True)
+def _fill_features(feat, lfB, t0, n, iz, lnz, ln1mz, qB, acc):
+    for j in range(n):
+        iz[j] = feat[t0 + j, 0]
+    for j in range(n):
+        lnz[j] = feat[t0 + j, 1]
+    for j in range(n):
+        ln1mz[j] = feat[t0 + j, 2]
+    for j in range(n):
+        qB[j] = feat[t0 + j, 3]
+    for j in range(n):
+        acc[j] = lfB[t0 + j]
+
+
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
                       sigma_base, log_zhead, out_lw, out_grad, out_capped):
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
-    of event i whose ratio Pythia caps at zHead (not covered by the base sampling)."""
+    of event i whose ratio Pythia caps at zHead (not covered by the base sampling).
+
+    Per event: its trials' 1/z, log z, log(1 - z), F_B / (1 - F_B) once (or from `feat`), the base shape of each z
+    sampling once, then per point theta_k the shape of each z sampling (lund.log_f_coeffs) and its
+    trials' sum (_sampling_sums)."""
     n_events = offsets.shape[0] - 1
-    for i in prange(n_events):
-        t0 = offsets[i]
-        t1 = offsets[i + 1]
-        for k in range(theta.shape[0]):
-            lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], a_base, b_base, table, h_m,
-                                                h_cls, hadron, z, lfB, feat, log_zhead, t0, t1, 1)
-            pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
-            out_lw[k, i] = lw + pw
-            out_grad[k, i, COL_A] = ga
-            out_grad[k, i, COL_B] = gb
-            out_grad[k, i, COL_SIGMA] = gs
-            out_capped[k, i] = nc
+    has_feat = feat.shape[0] > 0
+    for blk in prange((n_events + BLOCK - 1) // BLOCK):
+        i0 = blk * BLOCK
+        i1 = min(i0 + BLOCK, n_events)
+        nmax = 0
+        for i in range(i0, i1):
+            nmax = max(nmax, offsets[i + 1] - offsets[i])
+        iz = np.empty(nmax + PAD)
+        lnz = np.empty(nmax + PAD)
+        ln1mz = np.empty(nmax + PAD)
+        qB = np.empty(nmax + PAD)
+        acc = np.empty(nmax + PAD)
+        start = np.empty(nmax + 1, np.int64)
+        cb = np.empty((nmax, 4))
+        for i in range(i0, i1):
+            t0 = offsets[i]
+            n = offsets[i + 1] - t0
+            if has_feat:
+                _fill_features(feat, lfB, t0, n, iz, lnz, ln1mz, qB, acc)
+            else:
+                _fill_compact(z, lfB, t0, n, iz, lnz, ln1mz, qB, acc)
+            for j in range(n, n + PAD):     # padding: an accepted trial at z = 1/2, masked off
+                iz[j] = 2.0
+                lnz[j] = -0.6931471805599453
+                ln1mz[j] = -0.6931471805599453
+                qB[j] = 0.0
+                acc[j] = 1.0
+            nh = 0
+            hp = -1
+            for j in range(n):
+                h = hadron[t0 + j]
+                if h != hp:
+                    start[nh] = j
+                    nh += 1
+                    hp = h
+            start[nh] = n
+            for s in range(nh):
+                h = hadron[t0 + start[s]]
+                c = h_cls[h]
+                kc = table[c, 2]
+                b0, bI, bL, bM, _, _, _, _ = log_f_coeffs(a_base + table[c, 0], b_base * h_m[h],
+                                                          table[c, 1] + kc * b_base)
+                cb[s, 0] = b0
+                cb[s, 1] = bI
+                cb[s, 2] = bL
+                cb[s, 3] = bM
+            for k in range(theta.shape[0]):
+                a = theta[k, COL_A]
+                b = theta[k, COL_B]
+                lw = 0.0
+                ga = 0.0
+                gb = 0.0
+                nc = 0.0
+                for s in range(nh):
+                    h = hadron[t0 + start[s]]
+                    c = h_cls[h]
+                    m = h_m[h]
+                    kc = table[c, 2]
+                    e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + table[c, 0], b * m, table[c, 1] + kc * b)
+                    # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
+                    w, da, db, cp = _sampling_sums(start[s], start[s + 1], iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM,
+                                                   cb[s, 0], cb[s, 1], cb[s, 2], cb[s, 3], gA0, gAM,
+                                                   m * gB0 + kc * gC0, -m, -kc, log_zhead)
+                    lw += w
+                    ga += da
+                    gb += db
+                    nc += cp
+                pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
+                out_lw[k, i] = lw + pw
+                out_grad[k, i, COL_A] = ga
+                out_grad[k, i, COL_B] = gb
+                out_grad[k, i, COL_SIGMA] = gs
+                out_capped[k, i] = int(nc)
 
 
 @njit(parallel=True, cache=True)
 def trial_features(z, lfB, out):
-    """Per trial, once: 1/z, log z, log(1 - z) and, for a rejected trial (lfB <= 0), log(1 - F_B); the very
-    expressions the kernel evaluates without them (lund.strided_trial_sums), so results agree to the bit."""
-    for t in prange(z.shape[0]):
-        zt = z[t]
-        out[t, 0] = 1.0 / zt
-        out[t, 1] = math.log(zt)
-        out[t, 2] = math.log1p(-zt)
-        out[t, 3] = math.log1p(-math.exp(lfB[t])) if lfB[t] <= 0.0 else 0.0
+    """Per trial, once: out[t] = 1/z, log z, log(1 - z) and, for a rejected trial (lfB <= 0), the odds
+    F_B / (1 - F_B) with F_B = exp(lfB) (0 for an accepted one), computed by the kernel's own _fill_compact, so the kernel's
+    results with these features equal its results without them to the bit."""
+    T = z.shape[0]
+    chunk = 4096
+    for c in prange((T + chunk - 1) // chunk):
+        t0 = c * chunk
+        n = min(chunk, T - t0)
+        buf = np.empty((5, n))
+        _fill_compact(z, lfB, t0, n, buf[0], buf[1], buf[2], buf[3], buf[4])
+        for j in range(n):
+            for q in range(4):
+                out[t0 + j, q] = buf[q, j]
 
 
 @njit(parallel=True, cache=True)

@@ -1,45 +1,65 @@
 """The weight kernel against its compute floor on this machine, in one run: the floor is a numba loop that
-evaluates, per trial and on the dataset's own z and log F_B, only the functions the kernel cannot avoid
-(compact layout: 1/z, log z, log(1 - z), and for a rejected trial exp and log1p for F_theta and for
-log(1 - F_B); feature mode: exp and log1p of F_theta for a rejected trial), with 2 threads. The ratio
-kernel / floor is the distance to the floor (issue 13: at most 2x)."""
-import math
-
+evaluates, per trial and on the dataset's own z and log F_B, only the functions the kernel cannot avoid,
+with the kernel's own vectorizable exp and log (fastrsa.hadronization.vmath), vectorized the same way,
+with 2 threads:
+  compact layout: 1/z, log z, log(1 - z), F_B = exp(log F_B) and its odds F_B / (1 - F_B), and at theta
+                  exp(d), log R and the gradient factor's division, d = a linear form in the logs;
+  feature mode:   only the part at theta.
+The ratio kernel / floor is the distance to the floor (issue 13: at most 2x). What the floor leaves out is
+the work per z sampling (zMax at theta and at the base) and the sums."""
 import numpy as np
 import torch
 from numba import njit, prange
 
 import fastrsa
+from fastrsa.hadronization.vmath import exp_core, log_core, vexp, vlog
 
 from .common import string_dataset
 
 N_EVENTS = 20000
 THETA = [0.68, 0.98, 0.30]
+CHUNK = 4096
 
 
-@njit(parallel=True, cache=True)
+@njit(error_model="numpy", fastmath={"contract"})
+def _at_theta(lnz, ln1mz, iz, q, out, t0, n):
+    for j in range(n):
+        d = 0.05 * ln1mz[j] - 0.01 * iz[j] + 0.02 * lnz[j]      # a log-ratio of the kernel's size
+        r = exp_core(d)
+        R = 1.0 - q[j] * (r - 1.0)
+        out[t0 + j] = log_core(R) - (q[j] * r) / R
+
+
+@njit(parallel=True, error_model="numpy", fastmath={"contract"})
 def floor_compact(z, lfB, out):
-    for t in prange(z.shape[0]):
-        zt = z[t]
-        iz = 1.0 / zt
-        lnz = math.log(zt)
-        ln1mz = math.log1p(-zt)
-        d = 0.05 * ln1mz - 0.01 * iz         # a log-ratio of the kernel's size, from the same values
-        acc = iz + lnz + ln1mz
-        if lfB[t] <= 0.0:                   # rejected (an accepted trial is marked by lfB = +1)
-            fn = math.exp(lfB[t] + d)
-            acc += math.log1p(-fn) - math.log1p(-math.exp(lfB[t]))
-        out[t] = acc
+    T = z.shape[0]
+    for c in prange((T + CHUNK - 1) // CHUNK):
+        t0 = c * CHUNK
+        n = min(CHUNK, T - t0)
+        iz = np.empty(n)
+        lnz = np.empty(n)
+        ln1mz = np.empty(n)
+        q = np.empty(n)
+        for j in range(n):
+            iz[j] = 1.0 / z[t0 + j]
+        for j in range(n):
+            lnz[j] = vlog(z[t0 + j])
+        for j in range(n):
+            ln1mz[j] = vlog(1.0 - z[t0 + j])
+        for j in range(n):
+            fb = vexp(lfB[t0 + j])
+            q[j] = fb / (1.0 - fb) if lfB[t0 + j] <= 0.0 else 0.0
+        _at_theta(lnz, ln1mz, iz, q, out, t0, n)
 
 
-@njit(parallel=True, cache=True)
-def floor_features(lfB, feat, out):
-    for t in prange(lfB.shape[0]):
-        d = 0.05 * feat[t, 2] - 0.01 * feat[t, 0]
-        acc = d
-        if lfB[t] <= 0.0:
-            acc += math.log1p(-math.exp(lfB[t] + d)) - feat[t, 3]
-        out[t] = acc
+@njit(parallel=True, error_model="numpy", fastmath={"contract"})
+def floor_features(feat, out):
+    T = feat.shape[0]
+    for c in prange((T + CHUNK - 1) // CHUNK):
+        t0 = c * CHUNK
+        n = min(CHUNK, T - t0)
+        f = np.ascontiguousarray(feat[t0:t0 + n].T)         # the kernel's per-event copy of its features
+        _at_theta(f[1], f[2], f[0], f[3], out, t0, n)
 
 
 class KernelAndFloor:
@@ -72,4 +92,4 @@ class KernelAndFloor:
         floor_compact(self.z, self.lfB, self.out)
 
     def time_floor_features(self):
-        floor_features(self.lfB, self.feat, self.out)
+        floor_features(self.feat, self.out)

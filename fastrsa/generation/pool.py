@@ -89,8 +89,14 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     written, last_record = {}, time.monotonic()     # checksums not yet in the manifest
     try:
         for p in procs:
-            p.start()
-            started.append(p)
+            # Ctrl-C waits until the child is fully started (then it is terminated with the rest below);
+            # a child cut off while it reads its pickled arguments would print an EOFError traceback
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+            try:
+                p.start()
+                started.append(p)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         while finished < jobs and error is None:
             try:
                 kind, val = q.get(timeout=1.0)

@@ -246,7 +246,7 @@ def _per_trial_log_weights(ds, theta, n_events):
                 a_off, c0, kc = table[c[t], 0], table[c[t], 1], table[c[t], 2]
                 lf, fA, fB, fC = lund.log_f_and_grad(a + a_off, bb * m, c0 + kc * bb, z[t], math.log(z[t]),
                                                      math.log1p(-z[t]))
-                out[i] += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, mt2[t] > 0, lfB[t], math.nan,
+                out[i] += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, mt2[t] > 0, math.exp(lfB[t]),
                                                 log_zhead)[0]
         return out
     return loop(theta[0], theta[1], math.log(b.z_head), n_events)
@@ -317,7 +317,7 @@ def test_stale_numba_cache_is_dropped_when_the_inlined_math_changes():
 
 @pytest.mark.parametrize("fixture", ["string_ds", "insitu_ee"])
 def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request, device):
-    """TrialBatch.with_features() stores 1/z, log z, log(1 - z), F_B / (1 - F_B) per trial (32 more bytes) so
+    """TrialBatch.with_features() stores 1/z, log z and log(1 - z) per trial (24 more bytes) so
     the kernels skip those functions at every theta: on the CPU, whose kernel computes them with the same
     functions, weights and gradients stay identical to the bit; the CUDA kernel's own exp and log (libdevice)
     differ from the CPU's in the last bit, so there they agree to rounding."""
@@ -325,7 +325,7 @@ def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request,
     ds = ds if hasattr(ds, "to_torch") else ds[0]
     batch = _small_batch(ds, 4 if device.name == "cudasim" else 200, device)
     fast = batch.with_features()
-    assert fast.feat.shape == (batch.n_trials, 4) and fast.nbytes - batch.nbytes == 32 * batch.n_trials
+    assert fast.feat.shape == (batch.n_trials, 3) and fast.nbytes - batch.nbytes == 24 * batch.n_trials
     th = torch.tensor([[0.4, 0.6, 0.3], [1.1, 1.5, 0.4], [0.05, 2.0, 0.2]], dtype=torch.float64,
                       device=device.torch_device)
     from fastrsa.hadronization.weights import log_weights_and_jacobian

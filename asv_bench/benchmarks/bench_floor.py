@@ -1,9 +1,9 @@
 """The weight kernel against its compute floor on this machine, in one run: the floor is a numba loop that
-evaluates, per trial and on the dataset's own z and log F_B, only the functions the kernel cannot avoid,
+evaluates, per trial and on the dataset's own z and q_B = F_B / (1 - F_B), only what the kernel cannot avoid,
 with the kernel's own vectorizable exp and log (fastrsa.hadronization.vmath), vectorized the same way,
 with 2 threads:
-  compact layout: 1/z, log z, log(1 - z), F_B = exp(log F_B) and its odds F_B / (1 - F_B), and at theta
-                  exp(d), log R and the gradient factor's division, d = a linear form in the logs;
+  compact layout: 1/z, log z, log(1 - z), and at theta exp(d), log R and the gradient factor's division,
+                  d = a linear form in the logs;
   feature mode:   only the part at theta.
 The ratio kernel / floor is the distance to the floor (issue 13: at most 2x). What the floor leaves out is
 the work per z sampling (zMax at theta and at the base) and the sums."""
@@ -12,7 +12,7 @@ import torch
 from numba import njit, prange
 
 import fastrsa
-from fastrsa.hadronization.vmath import exp_core, log_core, vexp, vlog
+from fastrsa.hadronization.vmath import exp_core, log_core, vlog
 
 from .common import string_dataset
 
@@ -31,7 +31,7 @@ def _at_theta(lnz, ln1mz, iz, q, out, t0, n):
 
 
 @njit(parallel=True, error_model="numpy", fastmath={"contract"})
-def floor_compact(z, lfB, out):
+def floor_compact(z, qB, out):
     T = z.shape[0]
     for c in prange((T + CHUNK - 1) // CHUNK):
         t0 = c * CHUNK
@@ -39,27 +39,23 @@ def floor_compact(z, lfB, out):
         iz = np.empty(n)
         lnz = np.empty(n)
         ln1mz = np.empty(n)
-        q = np.empty(n)
         for j in range(n):
             iz[j] = 1.0 / z[t0 + j]
         for j in range(n):
             lnz[j] = vlog(z[t0 + j])
         for j in range(n):
             ln1mz[j] = vlog(1.0 - z[t0 + j])
-        for j in range(n):
-            fb = vexp(lfB[t0 + j])
-            q[j] = fb / (1.0 - fb) if lfB[t0 + j] <= 0.0 else 0.0
-        _at_theta(lnz, ln1mz, iz, q, out, t0, n)
+        _at_theta(lnz, ln1mz, iz, qB[t0:t0 + n], out, t0, n)
 
 
 @njit(parallel=True, error_model="numpy", fastmath={"contract"})
-def floor_features(feat, out):
+def floor_features(feat, qB, out):
     T = feat.shape[0]
     for c in prange((T + CHUNK - 1) // CHUNK):
         t0 = c * CHUNK
         n = min(CHUNK, T - t0)
         f = np.ascontiguousarray(feat[t0:t0 + n].T)         # the kernel's per-event copy of its features
-        _at_theta(f[1], f[2], f[0], f[3], out, t0, n)
+        _at_theta(f[1], f[2], f[0], qB[t0:t0 + n], out, t0, n)
 
 
 class KernelAndFloor:
@@ -71,7 +67,7 @@ class KernelAndFloor:
         torch.set_num_threads(2)
         self.batch = string_dataset(N_EVENTS).to_torch("cpu")
         self.features = self.batch.with_features()
-        self.z, self.lfB = self.batch.z.numpy(), self.batch.lfB.numpy()
+        self.z, self.qB = self.batch.z.numpy(), self.batch.qB.numpy()
         self.feat = self.features.feat.numpy()
         self.out = np.empty(len(self.z))
         for f in (self.time_kernel_compact, self.time_kernel_features, self.time_floor_compact,
@@ -89,7 +85,7 @@ class KernelAndFloor:
         self._fwd_bwd(self.features)
 
     def time_floor_compact(self):
-        floor_compact(self.z, self.lfB, self.out)
+        floor_compact(self.z, self.qB, self.out)
 
     def time_floor_features(self):
-        floor_features(self.feat, self.out)
+        floor_features(self.feat, self.qB, self.out)

@@ -19,13 +19,16 @@ from .kernels import cpu as cpu_kernels
 class TrialBatch:
     """A dataset's records as compact tensors, with every base-point term computed once, on one device.
 
-    Per trial (20 bytes): z (float64), lfB = log F_B = log(f_B(z) / (fPrel zHead)) for a rejected trial and
-    +1 for an accepted one (F_B < 1 for every rejected trial, so the sign carries the accept flag), and
+    Per trial (20 bytes): z (float64), qB = F_B / (1 - F_B), the odds of acceptance at the base, with F_B =
+    f_B(z) / (fPrel zHead) < 1, for a rejected trial and -1 for an accepted one (the sign carries the accept
+    flag), and
     `hadron` (int32), the index of the trial's z sampling. Per z sampling (every trial of one hadron shares
-    them): h_m = its transverse mass squared and h_cls = its flavour class (int8, a row of `table`). Per
-    event: int64 `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records
-    only through these). log f_B(z) and zMax are recomputed by the kernels (docs/weights.md says why this
-    is exact).
+    them): h_m = its transverse mass squared, h_cls = its flavour class (int8, a row of `table`) and h_base
+    [H, 4], the coefficients of log f_B(z) = b0 + bI/z + bL log z + bM log(1 - z) at the base point
+    (lund.log_f_coeffs, computed once: 32 bytes per z sampling, about 1.7 per trial). Per event: int64
+    `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records only through
+    these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
+    exact).
     Flavour records (format 3, when the dataset has them): `flav` [N, 13] float64 (Pythia's flavour-choice
     counts per event; exact integers) and `flavour`, their base point; both None otherwise, and
     `flavour_missing` then says why (the one-line error a flavour parameter gets).
@@ -34,10 +37,11 @@ class TrialBatch:
     base: BaseParams
     offsets: torch.Tensor
     z: torch.Tensor
-    lfB: torch.Tensor
+    qB: torch.Tensor
     hadron: torch.Tensor
     h_m: torch.Tensor
     h_cls: torch.Tensor
+    h_base: torch.Tensor
     table: torch.Tensor
     n_breaks: torch.Tensor
     sum_pt2: torch.Tensor
@@ -46,7 +50,7 @@ class TrialBatch:
     flavour_missing: str = "this batch has no flavour records"
     feat: torch.Tensor | None = None
 
-    FIELDS = ("offsets", "z", "lfB", "hadron", "h_m", "h_cls", "table", "n_breaks", "sum_pt2")
+    FIELDS = ("offsets", "z", "qB", "hadron", "h_m", "h_cls", "h_base", "table", "n_breaks", "sum_pt2")
 
     def __len__(self) -> int:
         return self.offsets.shape[0] - 1
@@ -72,13 +76,13 @@ class TrialBatch:
                           feat=None if self.feat is None else self.feat.to(device))
 
     def with_features(self) -> "TrialBatch":
-        """The same batch plus per-trial features `feat` [T, 4]: 1/z, log z, log(1 - z) and log(1 - F_B),
-        computed once (32 more bytes per trial). The kernels then skip those transcendental functions at
-        every theta; the weights and gradients are the same to the bit (docs/weights.md: the trade-off)."""
+        """The same batch plus per-trial features `feat` [T, 3]: 1/z, log z and log(1 - z), computed once (24
+        more bytes per trial). The kernels then skip those functions at every call; the CPU kernel's weights
+        and gradients are the same to the bit (docs/weights.md: the trade-off)."""
         if self.feat is not None:
             return self
-        feat = np.empty((self.n_trials, 4), np.float64)
-        cpu_kernels.trial_features(self.z.cpu().numpy(), self.lfB.cpu().numpy(), feat)
+        feat = np.empty((self.n_trials, 3), np.float64)
+        cpu_kernels.trial_features(self.z.cpu().numpy(), feat)
         return dataclasses.replace(self, feat=torch.from_numpy(feat).to(self.device))
 
     @classmethod
@@ -170,7 +174,7 @@ class _Builder:
         self.base = base
         self.table = flavour_table(base)
         self.z = np.empty(n_trials, np.float64)
-        self.lfB = np.empty(n_trials, np.float64)
+        self.qB = np.empty(n_trials, np.float64)
         self.hadron = np.empty(n_trials, np.int32)
         self.h_m, self.h_cls, self.offsets, self.n_br, self.s_pt2 = [], [], [np.zeros(1, np.int64)], [], []
         self.flav = []
@@ -186,8 +190,8 @@ class _Builder:
             raise DatasetError(f"the records hold more trials than the dataset's metadata says ({len(self.z)}); "
                                "the dataset is corrupt")
         c = flavour_class(np.asarray(id_old), np.asarray(id_new))
-        lfb = np.empty_like(z)          # one chunk's temporary: log f_B(z) is recomputed by the kernels
-        lfB = self.lfB[t:t + n]
+        lfb = np.empty_like(z)          # the chunk's temporaries: log f_B(z) is recomputed by the kernels
+        lfB = np.empty_like(z)
         b = self.base
         cpu_kernels.base_terms(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), lfb, lfB)
         rej = mt2 < 0
@@ -197,6 +201,7 @@ class _Builder:
                                "but has f_B(z) >= fPrel zHead (acceptance >= 1); the records do not match the "
                                "dataset's base parameters")
         lfB[~rej] = 1.0
+        cpu_kernels.odds(lfB, self.qB[t:t + n])     # -1 where lfB = +1 (accepted)
         self.z[t:t + n] = z
         new = z_samplings(trial_offsets, mt2, c)
         first = np.flatnonzero(new)
@@ -224,9 +229,12 @@ class _Builder:
                flavour_missing: str = "this batch has no flavour records") -> TrialBatch:
         t = self.t      # n_trials was an upper bound when it came from Parquet metadata: views of the first t
         cat = lambda parts, dt: np.concatenate(parts).astype(dt, copy=False) if parts else np.zeros(0, dt)  # noqa: E731
-        arrays = dict(offsets=cat(self.offsets, np.int64), z=self.z[:t], lfB=self.lfB[:t], hadron=self.hadron[:t],
+        arrays = dict(offsets=cat(self.offsets, np.int64), z=self.z[:t], qB=self.qB[:t], hadron=self.hadron[:t],
                       h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
                       n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
+        h_base = np.empty((len(arrays["h_m"]), 4), np.float64)
+        cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], self.table, self.base.a, self.base.b, h_base)
+        arrays["h_base"] = h_base
         flav = None
         if flavour is not None:
             flavour.check_reweightable(where="flavour base")

@@ -114,14 +114,14 @@ def log_f_and_grad(A, B, C, z, lnz, ln1mz):
 
 
 @register_jitable
-def trial_log_ratio(d, ga, gb, accepted, lfB, lrb, log_zhead):
+def trial_log_ratio(d, ga, gb, accepted, FB, log_zhead):
     """One trial's log-weight from its log-ratio d = log f_theta(z) - log f_B(z) and dd/d(a, b).
 
     Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial: r; rejected trial:
-    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead), lfB = log F_B, lrb = log(1 - F_B) (NaN:
-    computed here). Returns (logw, dlogw/da,
-    dlogw/db, capped) where capped = 1 when the ratio hit zHead (the new point is not covered by the base
-    sampling there).
+    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead) (both logs by the same expression, so the
+    ratio is exactly 1 at the base).
+    Returns (logw, dlogw/da, dlogw/db, capped) where capped = 1 when the ratio hit zHead (the new point is
+    not covered by the base sampling there).
     """
     capped = 0
     if d > log_zhead:
@@ -131,29 +131,28 @@ def trial_log_ratio(d, ga, gb, accepted, lfB, lrb, log_zhead):
         capped = 1
     if accepted:
         return d, ga, gb, capped
-    fn = math.exp(lfB + d)     # F_theta as Pythia evaluates it: F_B * r (exactly F_B at the base)
+    fn = FB * math.exp(d)      # F_theta = F_B r (exactly F_B at the base)
     if fn >= 1.0:
         return -math.inf, 0.0, 0.0, capped
     s = -fn / (1.0 - fn)
-    if lrb != lrb:
-        lrb = math.log1p(-math.exp(lfB))
-    return math.log1p(-fn) - lrb, s * ga, s * gb, capped
+    return math.log1p(-fn) - math.log1p(-FB), s * ga, s * gb, capped
 
 
 @register_jitable
-def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, feat, log_zhead, t, t1, stride):
+def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, qB, feat, log_zhead, t, t1, stride):
     """Sum of the trial log-weights over trials t, t + stride, ... < t1 of one event: (log w, d/da, d/db,
     capped count), one trial at a time: a CUDA lane walks its event with the warp size as stride. (The CPU
     kernel evaluates the same formulas a z sampling at a time, vectorized: kernels/cpu.py.)
 
-    Trials are stored compactly: z, lfB (log F_B for a rejected trial, +1 marks an accepted one) and the
+    Trials are stored compactly: z, qB (the odds F_B / (1 - F_B) of a rejected trial, -1 marks an accepted
+    one) and the
     index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a row of
     `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z) itself,
     are recomputed here from those, with the same operations as when the dataset was loaded, so the
     base term log f_B(z) is bit-identical to a stored one; zMax is computed once per z sampling.
-    `feat` [T, 4] (or [0, 4]: off) holds each trial's 1/z, log z, log(1 - z) and q_B = F_B / (1 - F_B) (0
-    for an accepted trial; log(1 - F_B) = -log(1 + q_B)), computed once by the CPU's functions (TrialBatch.with_features): then a trial needs only the
-    functions of F_theta and log(1 - F_B), and the results agree with the compact layout's to rounding.
+    `feat` [T, 3] (or [0, 3]: off) holds each trial's 1/z, log z and log(1 - z), computed once by the CPU's
+    functions (TrialBatch.with_features): then a trial needs only the functions of F_theta and log(1 - F_B),
+    and the results agree with the compact layout's to rounding.
     """
     has_feat = feat.shape[0] > 0
     lw = 0.0
@@ -179,13 +178,10 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, 
             Cb = table[c, 1] + kc * b_base
             bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC = shape_constants(Ab, Bb, Cb)
             h_prev = h
-        lrb = math.nan
         if has_feat:
             iz = feat[t, 0]
             lnz = feat[t, 1]
             ln1mz = feat[t, 2]
-            if lfB[t] <= 0.0:
-                lrb = -math.log1p(feat[t, 3])
         else:
             zt = z[t]
             iz = 1.0 / zt
@@ -193,8 +189,9 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, lfB, 
             ln1mz = math.log1p(-zt)
         lf, fA, fB, fC = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz)
         lfb, _, _, _ = log_f_given(Ab, Bb, Cb, bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC, iz, lnz, ln1mz)
-        lft = lfB[t]
-        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, lft > 0.0, lft, lrb, log_zhead)
+        q = qB[t]
+        fb = q / (1.0 + q) if q >= 0.0 else 0.0        # F_B of a rejected trial
+        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, q < 0.0, fb, log_zhead)
         lw += w
         ga += da
         gb += db

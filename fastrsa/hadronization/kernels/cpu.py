@@ -65,7 +65,7 @@ def _radd(x, y):
 
 
 @register_jitable
-def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL,
+def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL,
                    log_zhead):
     """Sum over one z sampling's trials j0 <= j < j1 of Pythia's log-ratio and d/d(a, b), and the number of
     capped trials: lund.trial_log_ratio and lund.log_f_given in vector form. log f_theta = e0 + eI/z + eL
@@ -110,7 +110,7 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM, b0, bI, bL, 
         s = -(q * r) / R
         lw = log_core(max(R, TINY))
         ok = R > 0.0
-        a = acc[j] > 0.0
+        a = q < 0.0                 # accepted
         valid = j < j1
         w = d if a else (lw if ok else -math.inf)
         gA = gA if a else (s * gA if ok else 0.0)
@@ -123,45 +123,45 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM, b0, bI, bL, 
 
 
 @njit(error_model="numpy", fastmath={"contract"}, cache=True)
-def _fill_compact(z, lfB, t0, n, iz, lnz, ln1mz, qB, acc):
-    """An event's per-trial values from the compact layout, one loop per output (so that each vectorizes)."""
+def _fill_compact(z, t0, n, iz, lnz, ln1mz):
+    """Trials t0..t0+n-1's 1/z, log z, log(1 - z), one loop per output (so that each vectorizes)."""
     for j in range(n):
         iz[j] = 1.0 / z[t0 + j]
     for j in range(n):
         lnz[j] = vlog(z[t0 + j])
     for j in range(n):
         ln1mz[j] = vlog(1.0 - z[t0 + j])
-    for j in range(n):
-        x = lfB[t0 + j]
-        fb = vexp(x)
-        qB[j] = fb / (1.0 - fb) if x <= 0.0 else 0.0
-    for j in range(n):
-        acc[j] = lfB[t0 + j]
 
 
 @njit(error_model="numpy", cache=True)
-def _fill_features(feat, lfB, t0, n, iz, lnz, ln1mz, qB, acc):
+def _fill_features(feat, t0, n, iz, lnz, ln1mz):
     for j in range(n):
         iz[j] = feat[t0 + j, 0]
     for j in range(n):
         lnz[j] = feat[t0 + j, 1]
     for j in range(n):
         ln1mz[j] = feat[t0 + j, 2]
-    for j in range(n):
-        qB[j] = feat[t0 + j, 3]
-    for j in range(n):
-        acc[j] = lfB[t0 + j]
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
-def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
-                      sigma_base, log_zhead, out_lw, out_grad, out_capped):
+def odds(lfB, out):
+    """Per trial, once per dataset: out = F_B / (1 - F_B) with F_B = exp(lfB) for a rejected trial (lfB <= 0),
+    -1 for an accepted one (lfB = +1)."""
+    for t in prange(lfB.shape[0]):
+        x = lfB[t]
+        fb = vexp(x)
+        out[t] = fb / (1.0 - fb) if x <= 0.0 else -1.0
+
+
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def event_log_weights(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta, a_base,
+                      b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
     of event i whose ratio Pythia caps at zHead (not covered by the base sampling).
 
-    Per event: its trials' 1/z, log z, log(1 - z), F_B / (1 - F_B) once (or from `feat`), the base shape of each z
-    sampling once, then per point theta_k the shape of each z sampling (lund.log_f_coeffs) and its
-    trials' sum (_sampling_sums)."""
+    Per event: its trials' 1/z, log z, log(1 - z) once (or from `feat`), then per point
+    theta_k the shape of each z sampling (lund.log_f_coeffs; at the base: h_base, computed once per batch
+    by sampling_base_coeffs) and its trials' sum (_sampling_sums)."""
     n_events = offsets.shape[0] - 1
     has_feat = feat.shape[0] > 0
     for blk in prange((n_events + BLOCK - 1) // BLOCK):
@@ -173,23 +173,22 @@ def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks
         iz = np.empty(nmax + PAD)
         lnz = np.empty(nmax + PAD)
         ln1mz = np.empty(nmax + PAD)
-        qB = np.empty(nmax + PAD)
-        acc = np.empty(nmax + PAD)
+        q = np.empty(nmax + PAD)
         start = np.empty(nmax + 1, np.int64)
-        cb = np.empty((nmax, 4))
         for i in range(i0, i1):
             t0 = offsets[i]
             n = offsets[i + 1] - t0
             if has_feat:
-                _fill_features(feat, lfB, t0, n, iz, lnz, ln1mz, qB, acc)
+                _fill_features(feat, t0, n, iz, lnz, ln1mz)
             else:
-                _fill_compact(z, lfB, t0, n, iz, lnz, ln1mz, qB, acc)
+                _fill_compact(z, t0, n, iz, lnz, ln1mz)
+            for j in range(n):
+                q[j] = qB[t0 + j]
             for j in range(n, n + PAD):     # padding: an accepted trial at z = 1/2, masked off
                 iz[j] = 2.0
                 lnz[j] = -0.6931471805599453
                 ln1mz[j] = -0.6931471805599453
-                qB[j] = 0.0
-                acc[j] = 1.0
+                q[j] = -1.0
             nh = 0
             hp = -1
             for j in range(n):
@@ -199,19 +198,10 @@ def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks
                     nh += 1
                     hp = h
             start[nh] = n
-            for s in range(nh):
-                h = hadron[t0 + start[s]]
-                c = h_cls[h]
-                kc = table[c, 2]
-                b0, bI, bL, bM, _, _, _, _ = log_f_coeffs(a_base + table[c, 0], b_base * h_m[h],
-                                                          table[c, 1] + kc * b_base)
-                cb[s, 0] = b0
-                cb[s, 1] = bI
-                cb[s, 2] = bL
-                cb[s, 3] = bM
             for k in range(theta.shape[0]):
                 a = theta[k, COL_A]
                 b = theta[k, COL_B]
+                at_base = a == a_base and b == b_base
                 lw = 0.0
                 ga = 0.0
                 gb = 0.0
@@ -222,9 +212,14 @@ def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks
                     m = h_m[h]
                     kc = table[c, 2]
                     e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + table[c, 0], b * m, table[c, 1] + kc * b)
+                    if at_base:         # the very coefficients of the base: every ratio exactly 1
+                        e0 = h_base[h, 0]
+                        eI = h_base[h, 1]
+                        eL = h_base[h, 2]
+                        eM = h_base[h, 3]
                     # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
-                    w, da, db, cp = _sampling_sums(start[s], start[s + 1], iz, lnz, ln1mz, qB, acc, e0, eI, eL, eM,
-                                                   cb[s, 0], cb[s, 1], cb[s, 2], cb[s, 3], gA0, gAM,
+                    w, da, db, cp = _sampling_sums(start[s], start[s + 1], iz, lnz, ln1mz, q, e0, eI, eL, eM,
+                                                   h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3], gA0, gAM,
                                                    m * gB0 + kc * gC0, -m, -kc, log_zhead)
                     lw += w
                     ga += da
@@ -238,21 +233,34 @@ def event_log_weights(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks
                 out_capped[k, i] = int(nc)
 
 
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def sampling_base_coeffs(h_m, h_cls, table, a_base, b_base, out):
+    """Per z sampling, once per batch: the coefficients (b0, bI, bL, bM) of log f_B(z) at the base point
+    (lund.log_f_coeffs)."""
+    for h in prange(h_m.shape[0]):
+        c = h_cls[h]
+        kc = table[c, 2]
+        b0, bI, bL, bM, _, _, _, _ = log_f_coeffs(a_base + table[c, 0], b_base * h_m[h], table[c, 1] + kc * b_base)
+        out[h, 0] = b0
+        out[h, 1] = bI
+        out[h, 2] = bL
+        out[h, 3] = bM
+
+
 @njit(parallel=True, cache=True)
-def trial_features(z, lfB, out):
-    """Per trial, once: out[t] = 1/z, log z, log(1 - z) and, for a rejected trial (lfB <= 0), the odds
-    F_B / (1 - F_B) with F_B = exp(lfB) (0 for an accepted one), computed by the kernel's own _fill_compact, so the kernel's
-    results with these features equal its results without them to the bit."""
+def trial_features(z, out):
+    """Per trial, once: out[t] = 1/z, log z, log(1 - z), computed by the kernel's own _fill_compact, so the
+    kernel's results with these features equal its results without them to the bit."""
     T = z.shape[0]
     chunk = 4096
     for c in prange((T + chunk - 1) // chunk):
         t0 = c * chunk
         n = min(chunk, T - t0)
-        buf = np.empty((5, n))
-        _fill_compact(z, lfB, t0, n, buf[0], buf[1], buf[2], buf[3], buf[4])
+        buf = np.empty((3, n))
+        _fill_compact(z, t0, n, buf[0], buf[1], buf[2])
         for j in range(n):
-            for q in range(4):
-                out[t0 + j, q] = buf[q, j]
+            for k in range(3):
+                out[t0 + j, k] = buf[k, j]
 
 
 @njit(parallel=True, cache=True)

@@ -16,8 +16,8 @@ THREADS = 256   # 8 events per block
 
 
 @cuda.jit
-def event_log_weights_cuda(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_breaks, sum_pt2, theta, a_base, b_base,
-                           sigma_base, log_zhead, out_lw, out_grad, out_capped):
+def event_log_weights_cuda(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta, a_base,
+                           b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
     s_lw = cuda.shared.array(THREADS, float64)
     s_ga = cuda.shared.array(THREADS, float64)
     s_gb = cuda.shared.array(THREADS, float64)
@@ -34,7 +34,7 @@ def event_log_weights_cuda(offsets, z, lfB, feat, hadron, h_m, h_cls, table, n_b
         t1 = offsets[i + 1]
     for k in range(theta.shape[0]):
         lw, ga, gb, nc = strided_trial_sums(theta[k, COL_A], theta[k, COL_B], a_base, b_base, table, h_m, h_cls,
-                                            hadron, z, lfB, feat, log_zhead, t0 + lane, t1, WARP)
+                                            hadron, z, qB, feat, log_zhead, t0 + lane, t1, WARP)
         s_lw[tid] = lw
         s_ga[tid] = ga
         s_gb[tid] = gb

@@ -23,9 +23,10 @@ class TrialBatch:
     f_B(z) / (fPrel zHead) < 1, for a rejected trial and -1 for an accepted one (the sign carries the accept
     flag), and
     `hadron` (int32), the index of the trial's z sampling. Per z sampling (every trial of one hadron shares
-    them): h_m = its transverse mass squared, h_cls = its flavour class (int8, a row of `table`) and h_base
-    [H, 4], the coefficients of log f_B(z) = b0 + bI/z + bL log z + bM log(1 - z) at the base point
-    (lund.log_f_coeffs, computed once: 32 bytes per z sampling, about 1.7 per trial). Per event: int64
+    them): h_start [H + 1] (int64), where its trials start, h_m = its transverse mass squared, h_cls = its
+    flavour class (int8, a row of `table`) and h_base [H, 4], the coefficients of log f_B(z) = b0 + bI/z +
+    bL log z + bM log(1 - z) at the base point (lund.log_f_coeffs, computed once): 49 bytes per z
+    sampling, about 2.1 per trial. An event's z samplings are consecutive, its trials' in order. Per event: int64
     `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records only through
     these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
     exact).
@@ -39,6 +40,7 @@ class TrialBatch:
     z: torch.Tensor
     qB: torch.Tensor
     hadron: torch.Tensor
+    h_start: torch.Tensor
     h_m: torch.Tensor
     h_cls: torch.Tensor
     h_base: torch.Tensor
@@ -50,7 +52,7 @@ class TrialBatch:
     flavour_missing: str = "this batch has no flavour records"
     feat: torch.Tensor | None = None
 
-    FIELDS = ("offsets", "z", "qB", "hadron", "h_m", "h_cls", "h_base", "table", "n_breaks", "sum_pt2")
+    FIELDS = ("offsets", "z", "qB", "hadron", "h_start", "h_m", "h_cls", "h_base", "table", "n_breaks", "sum_pt2")
 
     def __len__(self) -> int:
         return self.offsets.shape[0] - 1
@@ -177,6 +179,7 @@ class _Builder:
         self.qB = np.empty(n_trials, np.float64)
         self.hadron = np.empty(n_trials, np.int32)
         self.h_m, self.h_cls, self.offsets, self.n_br, self.s_pt2 = [], [], [np.zeros(1, np.int64)], [], []
+        self.h_start = []
         self.flav = []
         self.t, self.h, self.events = 0, 0, 0
 
@@ -206,6 +209,7 @@ class _Builder:
         new = z_samplings(trial_offsets, mt2, c)
         first = np.flatnonzero(new)
         self.hadron[t:t + n] = np.cumsum(new, dtype=np.int64).astype(np.int32) - 1 + self.h
+        self.h_start.append(first + t)
         self.h_m.append(np.abs(mt2[first]))
         self.h_cls.append(c[first])
         n_br = np.empty(len(break_offsets) - 1)
@@ -232,6 +236,7 @@ class _Builder:
         arrays = dict(offsets=cat(self.offsets, np.int64), z=self.z[:t], qB=self.qB[:t], hadron=self.hadron[:t],
                       h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
                       n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
+        arrays["h_start"] = np.concatenate(self.h_start + [np.array([t], np.int64)]).astype(np.int64)
         h_base = np.empty((len(arrays["h_m"]), 4), np.float64)
         cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], self.table, self.base.a, self.base.b, h_base)
         arrays["h_base"] = h_base

@@ -54,8 +54,8 @@ def resolve_backend(backend: str, dev: torch.device) -> str:
 def kernel_args(batch) -> tuple:
     """The batch's tensors in the kernels' argument order, and its scalars."""
     feat = batch.feat if batch.feat is not None else torch.empty((0, 3), dtype=torch.float64, device=batch.device)
-    tensors = (batch.offsets, batch.z, batch.qB, feat, batch.hadron, batch.h_m, batch.h_cls, batch.h_base, batch.table,
-               batch.n_breaks, batch.sum_pt2)
+    tensors = (batch.offsets, batch.z, batch.qB, feat, batch.hadron, batch.h_start, batch.h_m, batch.h_cls,
+               batch.h_base, batch.table, batch.n_breaks, batch.sum_pt2)
     b = batch.base
     return tensors, (b.a, b.b, b.sigma, math.log(b.z_head))
 

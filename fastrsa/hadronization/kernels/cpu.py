@@ -53,7 +53,7 @@ def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
         out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
 
 
-BLOCK = 32      # events per parallel iteration: their scratch buffers are allocated once
+BLOCK = 8       # events per parallel iteration: their trials' logs are computed in one vector loop
 PAD = 4         # a z sampling's trials are evaluated in whole vectors of up to 4 (AVX2) lanes
 
 
@@ -154,50 +154,45 @@ def odds(lfB, out):
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
-def event_log_weights(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta, a_base,
-                      b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
+def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta,
+                      a_base, b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
     of event i whose ratio Pythia caps at zHead (not covered by the base sampling).
 
-    Per event: its trials' 1/z, log z, log(1 - z) once (or from `feat`), then per point
-    theta_k the shape of each z sampling (lund.log_f_coeffs; at the base: h_base, computed once per batch
-    by sampling_base_coeffs) and its trials' sum (_sampling_sums)."""
+    Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`), then per event
+    and point theta_k the shape of each of its z samplings h = hadron[first trial] .. hadron[last trial]
+    (lund.log_f_coeffs; at the base: h_base, computed once per batch by sampling_base_coeffs) and the sum
+    over the sampling's trials h_start[h] .. h_start[h + 1] - 1 (_sampling_sums)."""
     n_events = offsets.shape[0] - 1
     has_feat = feat.shape[0] > 0
     for blk in prange((n_events + BLOCK - 1) // BLOCK):
         i0 = blk * BLOCK
         i1 = min(i0 + BLOCK, n_events)
-        nmax = 0
-        for i in range(i0, i1):
-            nmax = max(nmax, offsets[i + 1] - offsets[i])
-        iz = np.empty(nmax + PAD)
-        lnz = np.empty(nmax + PAD)
-        ln1mz = np.empty(nmax + PAD)
-        q = np.empty(nmax + PAD)
-        start = np.empty(nmax + 1, np.int64)
+        tb = offsets[i0]
+        n = offsets[i1] - tb
+        iz = np.empty(n + PAD)
+        lnz = np.empty(n + PAD)
+        ln1mz = np.empty(n + PAD)
+        q = np.empty(n + PAD)
+        if has_feat:
+            _fill_features(feat, tb, n, iz, lnz, ln1mz)
+        else:
+            _fill_compact(z, tb, n, iz, lnz, ln1mz)
+        for j in range(n):
+            q[j] = qB[tb + j]
+        for j in range(n, n + PAD):         # padding: an accepted trial at z = 1/2, masked off
+            iz[j] = 2.0
+            lnz[j] = -0.6931471805599453
+            ln1mz[j] = -0.6931471805599453
+            q[j] = -1.0
         for i in range(i0, i1):
             t0 = offsets[i]
-            n = offsets[i + 1] - t0
-            if has_feat:
-                _fill_features(feat, t0, n, iz, lnz, ln1mz)
-            else:
-                _fill_compact(z, t0, n, iz, lnz, ln1mz)
-            for j in range(n):
-                q[j] = qB[t0 + j]
-            for j in range(n, n + PAD):     # padding: an accepted trial at z = 1/2, masked off
-                iz[j] = 2.0
-                lnz[j] = -0.6931471805599453
-                ln1mz[j] = -0.6931471805599453
-                q[j] = -1.0
-            nh = 0
-            hp = -1
-            for j in range(n):
-                h = hadron[t0 + j]
-                if h != hp:
-                    start[nh] = j
-                    nh += 1
-                    hp = h
-            start[nh] = n
+            t1 = offsets[i + 1]
+            h0 = 0
+            h1 = 0
+            if t1 > t0:
+                h0 = hadron[t0]
+                h1 = hadron[t1 - 1] + 1
             for k in range(theta.shape[0]):
                 a = theta[k, COL_A]
                 b = theta[k, COL_B]
@@ -206,8 +201,7 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n
                 ga = 0.0
                 gb = 0.0
                 nc = 0.0
-                for s in range(nh):
-                    h = hadron[t0 + start[s]]
+                for h in range(h0, h1):
                     c = h_cls[h]
                     m = h_m[h]
                     kc = table[c, 2]
@@ -218,9 +212,9 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n
                         eL = h_base[h, 2]
                         eM = h_base[h, 3]
                     # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
-                    w, da, db, cp = _sampling_sums(start[s], start[s + 1], iz, lnz, ln1mz, q, e0, eI, eL, eM,
-                                                   h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3], gA0, gAM,
-                                                   m * gB0 + kc * gC0, -m, -kc, log_zhead)
+                    w, da, db, cp = _sampling_sums(h_start[h] - tb, h_start[h + 1] - tb, iz, lnz, ln1mz, q, e0, eI,
+                                                   eL, eM, h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3],
+                                                   gA0, gAM, m * gB0 + kc * gC0, -m, -kc, log_zhead)
                     lw += w
                     ga += da
                     gb += db

@@ -16,8 +16,8 @@ THREADS = 256   # 8 events per block
 
 
 @cuda.jit
-def event_log_weights_cuda(offsets, z, qB, feat, hadron, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta, a_base,
-                           b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
+def event_log_weights_cuda(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base, table, n_breaks, sum_pt2, theta,
+                           a_base, b_base, sigma_base, log_zhead, out_lw, out_grad, out_capped):
     s_lw = cuda.shared.array(THREADS, float64)
     s_ga = cuda.shared.array(THREADS, float64)
     s_gb = cuda.shared.array(THREADS, float64)

@@ -27,7 +27,7 @@ def _at_theta(lnz, ln1mz, iz, q, out, t0, n):
         d = 0.05 * ln1mz[j] - 0.01 * iz[j] + 0.02 * lnz[j]      # a log-ratio of the kernel's size
         r = exp_core(d)
         R = 1.0 - q[j] * (r - 1.0)
-        out[t0 + j] = log_core(R) - (q[j] * r) / R
+        out[np.uint64(t0 + j)] = log_core(R) - (q[j] * r) / R     # unsigned: no wraparound select
 
 
 @njit(parallel=True, error_model="numpy", fastmath={"contract"})
@@ -40,11 +40,11 @@ def floor_compact(z, qB, out):
         lnz = np.empty(n)
         ln1mz = np.empty(n)
         for j in range(n):
-            iz[j] = 1.0 / z[t0 + j]
+            iz[j] = 1.0 / z[np.uint64(t0 + j)]
         for j in range(n):
-            lnz[j] = vlog(z[t0 + j])
+            lnz[j] = vlog(z[np.uint64(t0 + j)])
         for j in range(n):
-            ln1mz[j] = vlog(1.0 - z[t0 + j])
+            ln1mz[j] = vlog(1.0 - z[np.uint64(t0 + j)])
         _at_theta(lnz, ln1mz, iz, qB[t0:t0 + n], out, t0, n)
 
 

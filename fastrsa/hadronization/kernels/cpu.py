@@ -85,9 +85,10 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, g
     dL = eL - bL
     dM = eM - bM
     for j in range(j0, j0 + ((j1 - j0 + PAD - 1) // PAD) * PAD):
-        x1 = iz[j]
-        x2 = lnz[j]
-        x3 = ln1mz[j]
+        u = np.uint64(j)            # an unsigned index: no wraparound select, so the loads stay contiguous
+        x1 = iz[u]
+        x2 = lnz[u]
+        x3 = ln1mz[u]
         e = e0 + eI * x1 + eL * x2 + eM * x3
         eb = b0 + bI * x1 + bL * x2 + bM * x3
         d = d0 + dI * x1 + dL * x2 + dM * x3
@@ -104,7 +105,7 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, g
         d = log_zhead if cap else d
         gA = 0.0 if cap else gA
         gB = 0.0 if cap else gB
-        q = qB[j]
+        q = qB[u]
         r = exp_core(d)             # -2 EXPMAX <= d <= log zHead
         R = 1.0 - q * (r - 1.0)
         s = -(q * r) / R
@@ -126,21 +127,21 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, g
 def _fill_compact(z, t0, n, iz, lnz, ln1mz):
     """Trials t0..t0+n-1's 1/z, log z, log(1 - z), one loop per output (so that each vectorizes)."""
     for j in range(n):
-        iz[j] = 1.0 / z[t0 + j]
+        iz[j] = 1.0 / z[np.uint64(t0 + j)]
     for j in range(n):
-        lnz[j] = vlog(z[t0 + j])
+        lnz[j] = vlog(z[np.uint64(t0 + j)])
     for j in range(n):
-        ln1mz[j] = vlog(1.0 - z[t0 + j])
+        ln1mz[j] = vlog(1.0 - z[np.uint64(t0 + j)])
 
 
 @njit(error_model="numpy", cache=True)
 def _fill_features(feat, t0, n, iz, lnz, ln1mz):
     for j in range(n):
-        iz[j] = feat[t0 + j, 0]
+        iz[j] = feat[np.uint64(t0 + j), 0]
     for j in range(n):
-        lnz[j] = feat[t0 + j, 1]
+        lnz[j] = feat[np.uint64(t0 + j), 1]
     for j in range(n):
-        ln1mz[j] = feat[t0 + j, 2]
+        ln1mz[j] = feat[np.uint64(t0 + j), 2]
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -179,7 +180,7 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
         else:
             _fill_compact(z, tb, n, iz, lnz, ln1mz)
         for j in range(n):
-            q[j] = qB[tb + j]
+            q[j] = qB[np.uint64(tb + j)]
         for j in range(n, n + PAD):         # padding: an accepted trial at z = 1/2, masked off
             iz[j] = 2.0
             lnz[j] = -0.6931471805599453

@@ -29,8 +29,9 @@ EPS = np.finfo(np.float64).eps
 
 def test_exp_within_two_ulp_and_special_values():
     rng = np.random.default_rng(1)
-    x = np.concatenate([rng.uniform(-708, 709, 300_000), rng.uniform(-1, 1, 300_000), rng.uniform(-1e-9, 1e-9, 1000),
-                        [0.0, -0.0, 1e-300, 0.5 * math.log(2), -0.5 * math.log(2), 700.0, -700.0]])
+    x = np.concatenate([rng.uniform(-708, 709.78, 300_000), rng.uniform(-1, 1, 300_000),
+                        rng.uniform(-1e-9, 1e-9, 1000), [0.0, -0.0, 1e-300, 0.5 * math.log(2), -0.5 * math.log(2),
+                                                         700.0, -700.0, 709.5, 709.782712893384]])
     ref = np.exp(x)
     for which in (0, 2):
         got = _apply(x, which)

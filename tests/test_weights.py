@@ -246,8 +246,8 @@ def _per_trial_log_weights(ds, theta, n_events):
                 a_off, c0, kc = table[c[t], 0], table[c[t], 1], table[c[t], 2]
                 lf, fA, fB, fC = lund.log_f_and_grad(a + a_off, bb * m, c0 + kc * bb, z[t], math.log(z[t]),
                                                      math.log1p(-z[t]))
-                out[i] += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, mt2[t] > 0, math.exp(lfB[t]),
-                                                log_zhead)[0]
+                q = -1.0 if mt2[t] > 0 else 1.0 / math.expm1(-lfB[t])
+                out[i] += lund.trial_log_ratio(lf - lfb[t], fA, fB * m + fC * kc, q, log_zhead)[0]
         return out
     return loop(theta[0], theta[1], math.log(b.z_head), n_events)
 
@@ -336,3 +336,54 @@ def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request,
     else:
         torch.testing.assert_close(lw1, lw0, rtol=1e-13, atol=1e-12)
         torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-12)
+
+
+def test_rejected_trials_with_acceptance_near_one(device):
+    """Rejected trials whose acceptance F_B is 1 - eps (eps down to 1e-15): their odds q_B = F_B / (1 - F_B)
+    ~ 1/eps, and the kernel's log(1 - q_B (r - 1)) equals log((1 - F_B r) / (1 - F_B)) in 50-digit
+    arithmetic (-inf where F_B r >= 1), on every device. One event per eps: a rejected trial at z, then an
+    accepted one. (The loader's log F_B near 0 comes out of a cancellation, so it is a multiple of 2^-53 and
+    1 - exp(log F_B) happens to be exact there; for any other log F_B the odds need expm1, checked first.)"""
+    import mpmath
+
+    from fastrsa.hadronization.kernels.cpu import odds
+    lf = np.array([-1.3e-17, -1e-300, -0.7, 1.0])
+    q = np.empty(4)
+    odds(lf, q)
+    np.testing.assert_allclose(q[:3], [1 / math.expm1(1.3e-17), 1e300, 1 / math.expm1(0.7)], rtol=1e-15)
+    assert q[3] == -1.0                             # accepted
+
+    from fastrsa.hadronization import lund
+    from fastrsa.hadronization.flavours import flavour_class, flavour_table
+    from fastrsa.hadronization.kernels.cpu import base_terms
+    base = BaseParams(z_head=2.0)
+    zh, table = base.z_head, flavour_table(base)
+    eps = np.array([1e-9, 3e-11, 1e-12, 7e-13, 1e-13, 3e-14, 1e-14, 5e-15, 2e-15, 1e-15])
+    n = len(eps)
+    z = np.tile([0.45, 0.3], n)
+    mt2 = np.tile([-1.0, 1.0], n)
+    ids = np.ones(2 * n, np.int64), np.full(2 * n, 2)
+    c = int(flavour_class(*ids)[0])
+    a_off, c0, kc = table[c]
+
+    def log_f(a, b, x):
+        return lund.log_f_and_grad(a + a_off, b, c0 + kc * b, x, math.log(x), math.log1p(-x))[0]
+    fprel = np.ones(2 * n)
+    fprel[0::2] = math.exp(log_f(base.a, base.b, 0.45)) / zh / (1 - eps)
+    batch = TrialBatch.from_arrays(base, np.arange(0, 2 * n + 1, 2), z, fprel, mt2, *ids, np.zeros(n + 1, np.int64),
+                                   np.zeros(0), device=device.torch_device)
+    lfb, lfB = np.empty(2 * n), np.empty(2 * n)
+    base_terms(z, mt2, fprel, np.full(2 * n, c, np.int8), table, base.a, base.b, math.log(zh), lfb, lfB)
+    mpmath.mp.dps = 50
+    for a, b in ((0.6, base.b), (0.8, base.b), (base.a, 1.1)):
+        th = torch.tensor([a, b, base.sigma], dtype=torch.float64, device=device.torch_device)
+        got = fastrsa.lund_log_weights(batch, th, backend=device.backend).cpu().numpy()
+        for i in range(n):
+            rej, acc = 2 * i, 2 * i + 1
+            r = [min(mpmath.exp(mpmath.mpf(log_f(a, b, z[t])) - mpmath.mpf(lfb[t])), zh) for t in (rej, acc)]
+            fb = mpmath.exp(mpmath.mpf(lfB[rej]))
+            if fb * r[0] >= 1:
+                assert got[i] == -math.inf, (a, b, eps[i], got[i])
+            else:
+                expect = mpmath.log((1 - fb * r[0]) / (1 - fb)) + mpmath.log(r[1])
+                assert got[i] == pytest.approx(float(expect), rel=1e-9, abs=1e-9), (a, b, eps[i], got[i])

@@ -45,6 +45,8 @@ def _die_with(parent: int, every: float = 0.5) -> None:
 
 
 def _worker(job: int, config: RunConfig, out: str, indices: list, q, parent: int) -> None:
+    if hasattr(signal, "pthread_sigmask"):      # started with SIGINT blocked (run_jobs): take Ctrl-C again
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     _die_with(parent)
     try:
         if not indices:
@@ -89,14 +91,18 @@ def run_jobs(out: Path, config: RunConfig, todo: list, jobs: int, progress: bool
     written, last_record = {}, time.monotonic()     # checksums not yet in the manifest
     try:
         for p in procs:
-            # Ctrl-C waits until the child is fully started (then it is terminated with the rest below);
-            # a child cut off while it reads its pickled arguments would print an EOFError traceback
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+            # SIGINT is blocked while a job starts: in this process a Ctrl-C then arrives once the job is in
+            # `started` (and is terminated with the rest below); the child inherits the mask, so it cannot
+            # die of it half-way through reading its pickled arguments (an EOFError traceback), and
+            # unblocks it as soon as it runs (_worker)
+            blocking = hasattr(signal, "pthread_sigmask")
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT]) if blocking else None
             try:
                 p.start()
                 started.append(p)
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                if blocking:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
         while finished < jobs and error is None:
             try:
                 kind, val = q.get(timeout=1.0)

@@ -204,7 +204,13 @@ class _Builder:
                                "but has f_B(z) >= fPrel zHead (acceptance >= 1); the records do not match the "
                                "dataset's base parameters")
         lfB[~rej] = 1.0
-        cpu_kernels.odds(lfB, self.qB[t:t + n])     # -1 where lfB = +1 (accepted)
+        q = self.qB[t:t + n]
+        cpu_kernels.odds(lfB, q)                    # -1 where lfB = +1 (accepted)
+        if not np.all(np.isfinite(q)):
+            k = int(np.argmax(~np.isfinite(q)))
+            raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
+                               "but its acceptance f_B(z) / (fPrel zHead) is 1 to double precision; the records "
+                               "do not match the dataset's base parameters")
         self.z[t:t + n] = z
         new = z_samplings(trial_offsets, mt2, c)
         first = np.flatnonzero(new)

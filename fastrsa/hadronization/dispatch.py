@@ -1,9 +1,10 @@
 """The one kernel dispatch: which device and backend a weight pass runs on, and how a TrialBatch
 becomes kernel arguments.
 
-Backends: 'cpu' (numba, parallel over events), 'cuda' (numba-cuda on torch CUDA tensors, on torch's
-current stream, without copies) and the same CUDA kernel under numba's simulator when the batch is on
-the CPU and NUMBA_ENABLE_CUDASIM=1 (how CI tests the GPU code). 'auto' picks by the batch's device.
+Backends: 'cpu' (numba, parallel over blocks of events, vectorized over each z sampling's trials), 'cuda'
+(numba-cuda on torch CUDA tensors, on torch's current stream, without copies) and the same CUDA kernel
+under numba's simulator when the batch is on the CPU and NUMBA_ENABLE_CUDASIM=1 (how CI tests the GPU
+code). 'auto' picks by the batch's device.
 """
 from __future__ import annotations
 

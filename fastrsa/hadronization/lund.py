@@ -114,12 +114,13 @@ def log_f_and_grad(A, B, C, z, lnz, ln1mz):
 
 
 @register_jitable
-def trial_log_ratio(d, ga, gb, accepted, FB, log_zhead):
+def trial_log_ratio(d, ga, gb, q, log_zhead):
     """One trial's log-weight from its log-ratio d = log f_theta(z) - log f_B(z) and dd/d(a, b).
 
-    Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial: r; rejected trial:
-    (1 - F_B r) / (1 - F_B) with F_B = f_B(z) / (fPrel zHead) (both logs by the same expression, so the
-    ratio is exactly 1 at the base).
+    Pythia's weight: r = min(f_theta(z) / f_B(z), zHead); accepted trial (q < 0): r; rejected trial:
+    (1 - F_B r) / (1 - F_B) = 1 - q (r - 1) = R with the odds q = F_B / (1 - F_B), F_B = f_B(z) / (fPrel
+    zHead); its gradient factor is -F_theta / (1 - F_theta) = -q r / R. Exactly 1 at the base (r = 1); -inf
+    where R <= 0 (F_theta >= 1). The CPU kernel evaluates the same formula vectorized (kernels/cpu.py).
     Returns (logw, dlogw/da, dlogw/db, capped) where capped = 1 when the ratio hit zHead (the new point is
     not covered by the base sampling there).
     """
@@ -129,13 +130,14 @@ def trial_log_ratio(d, ga, gb, accepted, FB, log_zhead):
         ga = 0.0
         gb = 0.0
         capped = 1
-    if accepted:
+    if q < 0.0:
         return d, ga, gb, capped
-    fn = FB * math.exp(d)      # F_theta = F_B r (exactly F_B at the base)
-    if fn >= 1.0:
+    r = math.exp(d)
+    R = 1.0 - q * (r - 1.0)
+    if R <= 0.0:
         return -math.inf, 0.0, 0.0, capped
-    s = -fn / (1.0 - fn)
-    return math.log1p(-fn) - math.log1p(-FB), s * ga, s * gb, capped
+    s = -(q * r) / R
+    return math.log(R), s * ga, s * gb, capped
 
 
 @register_jitable
@@ -145,11 +147,10 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, qB, f
     kernel evaluates the same formulas a z sampling at a time, vectorized: kernels/cpu.py.)
 
     Trials are stored compactly: z, qB (the odds F_B / (1 - F_B) of a rejected trial, -1 marks an accepted
-    one) and the
-    index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a row of
-    `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z) itself,
-    are recomputed here from those, with the same operations as when the dataset was loaded, so the
-    base term log f_B(z) is bit-identical to a stored one; zMax is computed once per z sampling.
+    one) and the index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a
+    row of `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z)
+    itself, are recomputed here from those with the operations that evaluate f at theta, so every ratio
+    is exactly 1 at the base; zMax is computed once per z sampling.
     `feat` [T, 3] (or [0, 3]: off) holds each trial's 1/z, log z and log(1 - z), computed once by the CPU's
     functions (TrialBatch.with_features): then a trial needs only the functions of F_theta and log(1 - F_B),
     and the results agree with the compact layout's to rounding.
@@ -189,9 +190,7 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, qB, f
             ln1mz = math.log1p(-zt)
         lf, fA, fB, fC = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz)
         lfb, _, _, _ = log_f_given(Ab, Bb, Cb, bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC, iz, lnz, ln1mz)
-        q = qB[t]
-        fb = q / (1.0 + q) if q >= 0.0 else 0.0        # F_B of a rejected trial
-        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, q < 0.0, fb, log_zhead)
+        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, qB[t], log_zhead)
         lw += w
         ga += da
         gb += db

@@ -14,7 +14,8 @@ them becomes AVX2/AVX-512 code. Both are exact to about one unit in the last pla
 
 Callers compile with error_model="numpy" (a division then needs no zero check, which would stop the
 vectorizer). Special values follow C: exp(-inf) = 0, exp(+inf) = inf, log(0) = -inf, log(x < 0) = nan,
-nan gives nan; exp underflows to 0 below x = -708.
+nan gives nan; exp underflows to 0 below x = -708 (C: subnormals down to -745) and overflows above
+log(DBL_MAX) = 709.78.
 """
 import math
 
@@ -28,11 +29,13 @@ ROUND = 6755399441055744.0              # 1.5 * 2^52: (y + ROUND) - ROUND rounds
 SQRT2 = 1.4142135623730951
 TINY = 2.2250738585072014e-308          # smallest normal float64
 TWO54 = 18014398509481984.0
+LOG_MAX = 709.782712893384              # log of the largest float64
 
 
 @register_jitable
 def exp_core(xc):
-    """e^x for -708 <= x <= 709 (no special values: for kernels whose arguments are bounded)."""
+    """e^x for -708 <= x <= log(DBL_MAX) = 709.78 (no special values: for kernels whose arguments are
+    bounded)."""
     kf = (xc * INV_LN2 + ROUND) - ROUND
     r = (xc - kf * LN2_HI) - kf * LN2_LO
     p = 1.0 / 6227020800.0
@@ -49,16 +52,17 @@ def exp_core(xc):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    return p * np.int64((np.int64(kf) + 1023) << 52).view(np.float64)
+    # 2^k as 2 * 2^(k-1): k = 1024 (x up to 709.78) has no float64 power of two of its own
+    return (p + p) * np.int64((np.int64(kf) + 1022) << 52).view(np.float64)
 
 
 @register_jitable
 def vexp(x):
     """e^x."""
-    y = exp_core(min(max(x, -708.0), 709.0))
+    y = exp_core(min(max(x, -708.0), LOG_MAX))
     if x < -708.0:
         y = 0.0
-    if x > 709.0:
+    if x > LOG_MAX:
         y = math.inf
     if x != x:
         y = x

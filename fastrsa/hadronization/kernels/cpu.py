@@ -40,7 +40,7 @@ _drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt_log_weight
-from ..vmath import TINY, exp_core, log_core, vexp, vlog
+from ..vmath import TINY, exp_core, log_core, vlog
 
 
 @njit(parallel=True, cache=True)
@@ -71,10 +71,8 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, g
     capped trials: lund.trial_log_ratio and lund.log_f_given in vector form. log f_theta = e0 + eI/z + eL
     log z + eM log(1 - z) (lund.log_f_coeffs), log f_B the same with b0..bM, clamped to +-EXPMAX; their
     difference d is formed from differences of coefficients (exactly 0 at the base point), capped at
-    log zHead. With r = e^d, F_theta = F_B r and q_B = F_B / (1 - F_B), a rejected trial's
-        (1 - F_theta) / (1 - F_B) = 1 - q_B (r - 1) = R,  log-weight log R,  gradient factor
-        -F_theta / (1 - F_theta) = -q_B r / R,
-    exactly 1 and 0 at the base point (r = 1); -inf where R <= 0 (F_theta >= 1). Runs over whole
+    log zHead. A rejected trial: lund.trial_log_ratio's R = 1 - q_B (e^d - 1), log-weight log R, gradient
+    factor -q_B e^d / R, exactly 1 and 0 at the base point; -inf where R <= 0 (F_theta >= 1). Runs over whole
     vectors past j1 into padding, which is masked off."""
     sw = 0.0
     sa = 0.0
@@ -144,14 +142,13 @@ def _fill_features(feat, t0, n, iz, lnz, ln1mz):
         ln1mz[j] = feat[np.uint64(t0 + j), 2]
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+@njit(parallel=True, cache=True)
 def odds(lfB, out):
-    """Per trial, once per dataset: out = F_B / (1 - F_B) with F_B = exp(lfB) for a rejected trial (lfB <= 0),
-    -1 for an accepted one (lfB = +1)."""
+    """Per trial, once per dataset: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for a rejected trial (lfB < 0;
+    accurate however close F_B is to 1), -1 for an accepted one (lfB = +1)."""
     for t in prange(lfB.shape[0]):
         x = lfB[t]
-        fb = vexp(x)
-        out[t] = fb / (1.0 - fb) if x <= 0.0 else -1.0
+        out[t] = 1.0 / math.expm1(-x) if x < 0.0 else -1.0
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numba import njit
 
-from fastrsa.hadronization.vmath import exp_core, log_core, vexp, vlog
+from fastrsa.hadronization.vmath import exp_core, log_core, log_pair_core, vexp, vlog
 
 
 @njit(error_model="numpy", fastmath={"contract"})
@@ -19,8 +19,12 @@ def _apply(x, which):
             out[i] = vlog(x[i])
         elif which == 2:
             out[i] = exp_core(x[i])
-        else:
+        elif which == 3:
             out[i] = log_core(x[i])
+        elif which == 4:
+            out[i] = log_pair_core(x[i], x[x.shape[0] - 1 - i])[0]     # paired with another argument
+        else:
+            out[i] = log_pair_core(x[x.shape[0] - 1 - i], x[i])[1]
     return out
 
 
@@ -48,7 +52,7 @@ def test_log_within_two_ulp_and_special_values():
                         1 - rng.uniform(0, 1e-6, 1000), 1 + rng.uniform(0, 1e-6, 1000),
                         [math.sqrt(2), math.sqrt(0.5), 2.0, 0.5, 1 - 2**-53, 2.2250738585072014e-308]])
     ref = np.log(x)
-    for which in (1, 3):
+    for which in (1, 3, 4, 5):
         got = _apply(x, which)
         # absolute error within 2 ulp of the larger of |log x| and 1 (what the kernels' sums need)
         assert np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1.0)) <= 2 * EPS

@@ -282,7 +282,7 @@ def _check_records(off, z, fprel, mt2, id_old, id_new, boff, pt2, first_event: i
         k = int(np.argmax(bad))
         return f"{unit} {k} (event {first_event + _event_of(offsets, k)})"
 
-    checks = [("z", z, (z > 0) & (z < 1), "outside (0, 1)", off, "trial"),
+    checks = [("z", z, (z >= np.finfo(np.float64).tiny) & (z < 1), "outside (0, 1)", off, "trial"),  # normal z
               ("fprel", fprel, np.isfinite(fprel) & (fprel > 0), "must be > 0", off, "trial"),
               ("mt2", mt2, np.isfinite(mt2) & (mt2 != 0) & (np.abs(mt2) < MAX_MT2),
                f"must be finite, != 0 and |mt2| < {MAX_MT2:g} GeV^2", off, "trial"),

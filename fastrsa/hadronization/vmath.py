@@ -70,16 +70,20 @@ def vexp(x):
 
 
 @register_jitable
-def log_core(x):
-    """log x for a normal, finite x > 0 (no special values: for kernels whose arguments are such)."""
+def _log_parts(x):
+    """x = m 2^e with m in [sqrt(1/2), sqrt(2)) for a normal x > 0: (e, m - 1)."""
     bits = np.float64(x).view(np.int64)
     e = np.float64((bits >> 52) - 1023)
     m = np.int64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000).view(np.float64)     # [1, 2)
     if m > SQRT2:
         m = m * 0.5
         e = e + 1.0
-    f = m - 1.0
-    s = f / (2.0 + f)
+    return e, m - 1.0
+
+
+@register_jitable
+def _log_series(e, s):
+    """e ln 2 + 2 atanh(s), |s| <= 0.172."""
     w = s * s
     p = 2.0 / 19.0
     p = p * w + 2.0 / 17.0
@@ -92,6 +96,25 @@ def log_core(x):
     p = p * w + 2.0 / 3.0
     p = p * w + 2.0
     return e * LN2_HI + (e * LN2_LO + s * p)
+
+
+@register_jitable
+def log_core(x):
+    """log x for a normal, finite x > 0 (no special values: for kernels whose arguments are such)."""
+    e, f = _log_parts(x)
+    return _log_series(e, f / (2.0 + f))
+
+
+@register_jitable
+def log_pair_core(x, y):
+    """(log x, log y) for normal, finite x, y > 0, with one division for both: s_x = f_x / (2 + f_x) =
+    f_x (2 + f_y) / ((2 + f_x)(2 + f_y)), and the same for y (about one ulp more than log_core)."""
+    ex, fx = _log_parts(x)
+    ey, fy = _log_parts(y)
+    tx = 2.0 + fx
+    ty = 2.0 + fy
+    inv = 1.0 / (tx * ty)
+    return _log_series(ex, fx * ty * inv), _log_series(ey, fy * tx * inv)
 
 
 @register_jitable

@@ -40,7 +40,7 @@ _drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt_log_weight
-from ..vmath import TINY, exp_core, log_core, vlog
+from ..vmath import TINY, exp_core, log_core, log_pair_core
 
 
 @njit(parallel=True, cache=True)
@@ -126,10 +126,9 @@ def _fill_compact(z, t0, n, iz, lnz, ln1mz):
     """Trials t0..t0+n-1's 1/z, log z, log(1 - z), one loop per output (so that each vectorizes)."""
     for j in range(n):
         iz[j] = 1.0 / z[np.uint64(t0 + j)]
-    for j in range(n):
-        lnz[j] = vlog(z[np.uint64(t0 + j)])
-    for j in range(n):
-        ln1mz[j] = vlog(1.0 - z[np.uint64(t0 + j)])
+    for j in range(n):          # 0 < z < 1, checked on load; 1 - z >= 2^-53
+        x = z[np.uint64(t0 + j)]
+        lnz[j], ln1mz[j] = log_pair_core(x, 1.0 - x)
 
 
 @njit(error_model="numpy", cache=True)

@@ -12,7 +12,7 @@ import torch
 from numba import njit, prange
 
 import fastrsa
-from fastrsa.hadronization.vmath import exp_core, log_core, vlog
+from fastrsa.hadronization.vmath import exp_core, log_core, log_pair_core
 
 from .common import string_dataset
 
@@ -42,9 +42,8 @@ def floor_compact(z, qB, out):
         for j in range(n):
             iz[j] = 1.0 / z[np.uint64(t0 + j)]
         for j in range(n):
-            lnz[j] = vlog(z[np.uint64(t0 + j)])
-        for j in range(n):
-            ln1mz[j] = vlog(1.0 - z[np.uint64(t0 + j)])
+            x = z[np.uint64(t0 + j)]
+            lnz[j], ln1mz[j] = log_pair_core(x, 1.0 - x)
         _at_theta(lnz, ln1mz, iz, qB[t0:t0 + n], out, t0, n)
 
 

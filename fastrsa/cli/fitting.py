@@ -406,8 +406,8 @@ def _common(p, many_observables=False):
     p.add_argument("--seed", type=int, default=0, help="seed of the swd projections and bootstrap replicas")
     p.add_argument("--device", default="cpu", help="torch device of the weights: cpu or cuda")
     p.add_argument("--trial-features", action="store_true",
-                   help="precompute 1/z, log z, log(1-z) per trial: the same weights, slightly faster steps, "
-                        "24 more bytes per trial (docs/weights.md)")
+                   help="precompute 1/z, log z, log(1-z) per trial (24 more bytes per trial): the same weights; "
+                        "faster only where memory is fast and arithmetic slow (docs/weights.md)")
     add_quiet(p)
     p.add_argument("--no-plots", action="store_true", help="write JSON only, no figures")
 

@@ -97,7 +97,8 @@ class Problem:
         or 'NAME[=OBSERVABLE[:STATISTIC]]' strings) fitted by their chi2; one of the two. `flavour`: theta
         also holds the flavour parameters rho, xi, x, y (params.WEIGHT_SPACE); every base needs flavour
         records (format 3, ee or cmnd setups). `features`: precompute per-trial features in the batches
-        (TrialBatch.with_features: the same weights, slightly faster steps, 24 more bytes per trial)."""
+        (TrialBatch.with_features: the same weights, 24 more bytes per trial; docs/weights.md says when
+        that is faster)."""
         if isinstance(bases, (str, bytes)) or not hasattr(bases, "__iter__"):
             bases = [bases]
         if not bases:

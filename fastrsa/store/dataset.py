@@ -147,7 +147,8 @@ class Dataset:
 
     def to_torch(self, device="cpu", features: bool = False):
         """The records as torch tensors on `device`, ready for `fastrsa.lund_log_weights`; `features`: also
-        precompute per-trial features (slightly faster weights, 24 more bytes per trial: TrialBatch.with_features)."""
+        precompute per-trial features (24 more bytes per trial: TrialBatch.with_features; docs/weights.md
+        says when that is faster)."""
         from ..hadronization.batch import (
             TrialBatch,  # the one upward reach: a convenience for users
         )

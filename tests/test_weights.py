@@ -338,6 +338,19 @@ def test_precomputed_features_give_the_same_weights_to_the_bit(fixture, request,
         torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-12)
 
 
+def test_rejected_trial_with_acceptance_one_is_refused(string_ds):
+    """A rejected trial whose f_B(z) / (fPrel zHead) is >= 1 does not belong to the dataset's base: one
+    DatasetError naming the trial (the same check refuses one whose odds F_B / (1 - F_B) would be infinite)."""
+    fv = string_ds.flat(groups=("trials", "breaks"))
+    to, bo = fv.offsets["trials"][:2], fv.offsets["breaks"][:2]
+    z, fprel, mt2 = (np.array(fv[k][:to[-1]]) for k in ("z", "fprel", "mt2"))
+    k = int(np.flatnonzero(mt2 < 0)[0])
+    fprel[k] *= 1e-9                                    # acceptance far above 1
+    with pytest.raises(DatasetError, match=rf"fprel: trial {k} \(event 0\) is rejected .*\(acceptance >= 1\)"):
+        TrialBatch.from_arrays(string_ds.base, to, z, fprel, mt2, fv["id_old"][:to[-1]], fv["id_new"][:to[-1]], bo,
+                               fv["pt2"][:bo[-1]])
+
+
 def test_rejected_trials_with_acceptance_near_one(device):
     """Rejected trials whose acceptance F_B is 1 - eps (eps down to 1e-15): their odds q_B = F_B / (1 - F_B)
     ~ 1/eps, and the kernel's log(1 - q_B (r - 1)) equals log((1 - F_B r) / (1 - F_B)) in 50-digit

@@ -198,18 +198,14 @@ class _Builder:
         b = self.base
         cpu_kernels.base_terms(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), lfb, lfB)
         rej = mt2 < 0
-        if np.any(lfB[rej] >= 0):
-            k = int(np.argmax(rej & (lfB >= 0)))
-            raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
-                               "but has f_B(z) >= fPrel zHead (acceptance >= 1); the records do not match the "
-                               "dataset's base parameters")
         lfB[~rej] = 1.0
         q = self.qB[t:t + n]
-        cpu_kernels.odds(lfB, q)                    # -1 where lfB = +1 (accepted)
-        if not np.all(np.isfinite(q)):
-            k = int(np.argmax(~np.isfinite(q)))
+        cpu_kernels.odds(lfB, q)                    # -1 where lfB >= 0: accepted, or a bad rejected trial
+        bad = rej & ~((q >= 0) & (q < np.inf))
+        if np.any(bad):
+            k = int(np.argmax(bad))
             raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
-                               "but its acceptance f_B(z) / (fPrel zHead) is 1 to double precision; the records "
+                               "but has f_B(z) >= fPrel zHead to double precision (acceptance >= 1); the records "
                                "do not match the dataset's base parameters")
         self.z[t:t + n] = z
         new = z_samplings(trial_offsets, mt2, c)

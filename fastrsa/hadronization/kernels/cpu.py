@@ -143,8 +143,9 @@ def _fill_features(feat, t0, n, iz, lnz, ln1mz):
 
 @njit(parallel=True, cache=True)
 def odds(lfB, out):
-    """Per trial, once per dataset: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for a rejected trial (lfB < 0;
-    accurate however close F_B is to 1), -1 for an accepted one (lfB = +1)."""
+    """Per trial, once per dataset: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for lfB < 0 (a rejected trial;
+    accurate however close F_B is to 1), -1 for lfB >= 0 (an accepted trial, marked lfB = +1; the loader
+    refuses a rejected one with out < 0 or infinite)."""
     for t in prange(lfB.shape[0]):
         x = lfB[t]
         out[t] = 1.0 / math.expm1(-x) if x < 0.0 else -1.0

@@ -71,23 +71,39 @@ CHUNK_ELEMENTS = 2**25     # sliced Wasserstein: elements of one [rows, directio
 
 
 class _FusedSwd(torch.autograd.Function):
-    """(1/P) sum_p S_rp [R] (fastrsa.swdkernel) of mass [R, M] on the CPU; its gradient comes from the same
-    fused sweeps and is kept for backward."""
+    """(1/P) sum_p S_rp [R] (fastrsa.swdkernel) on the CPU, for the normalized simulated weights ws [R, N]
+    and target weights wt [R, N_target] (masses ws, then -wt, in the sort order's numbering). The gradient
+    comes from the same sweep and is kept for backward; the target's only when it is asked for. A target
+    whose masses are all one constant (unweighted) is passed to the kernel as that constant."""
 
     @staticmethod
-    def forward(ctx, mass, order, du):
+    def forward(ctx, ws, wt, order, du):
         from .swdkernel import swd_mean
-        loss, grad = swd_mean(mass.detach().contiguous().numpy(), order.numpy(), du.numpy(),
-                              ctx.needs_input_grad[0])
+        want_ws, want_wt = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        n = ws.shape[-1]
+        if want_wt:                                     # every event's gradient
+            mass, tmass = torch.cat([ws.detach(), -wt.detach()], -1).contiguous(), None
+        else:
+            flat = wt.detach().reshape(-1)
+            mass = ws.detach().contiguous()
+            tmass = (-flat[:1].reshape(1, 1).expand(len(mass), 1) if bool((flat == flat[0]).all())
+                     else -wt.detach()).contiguous()
+        loss, grad = swd_mean(mass.numpy(), None if tmass is None else tmass.numpy(), order.numpy(), du.numpy(),
+                              want_ws or want_wt)
         if grad is not None:
             ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.n = n
         return torch.from_numpy(loss)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
         grad, = ctx.saved_tensors
-        return g[:, None] * grad, None, None
+        grad = g[:, None] * grad
+        n = ctx.n
+        g_ws = grad[:, :n] if ctx.needs_input_grad[0] else None
+        g_wt = -grad[:, n:] if ctx.needs_input_grad[1] else None
+        return g_ws, g_wt, None, None
 
 
 def per_count(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -221,9 +237,11 @@ class SlicedWasserstein(torch.nn.Module):
         q = _target_weights(target_weights, self.target_weights, self.n_target)
         ws, wt = _normalize(sim_weights), _normalize(q)
         shape = torch.broadcast_shapes(ws.shape[:-1], wt.shape[:-1])
-        mass = torch.cat([ws.expand(*shape, ws.shape[-1]), -wt.expand(*shape, wt.shape[-1])], -1)
-        if self.fused and mass.device.type == "cpu":
-            return _FusedSwd.apply(mass.reshape(-1, mass.shape[-1]), self.order, self.du).reshape(shape)
+        ws, wt = ws.expand(*shape, ws.shape[-1]), wt.expand(*shape, wt.shape[-1])
+        if self.fused and ws.device.type == "cpu":
+            return _FusedSwd.apply(ws.reshape(-1, ws.shape[-1]), wt.reshape(-1, wt.shape[-1]), self.order,
+                                   self.du).reshape(shape)
+        mass = torch.cat([ws, -wt], -1)
         total = 0.0
         # Chunks of directions bound the [..., P, M] intermediates: at most CHUNK_ELEMENTS per chunk whatever
         # the number of rows (a Hessian's 2d points, bootstrap replicas) and events (2e6 at the RSA paper's

@@ -55,24 +55,31 @@ def test_sliced_matches_mean_of_scipy_projections(samples):
 
 def test_fused_sliced_wasserstein_equals_the_torch_path():
     """The fused numba sums (fastrsa.swdkernel) give torch's loss and gradient: rows of weights, bootstrap
-    rows of target weights, ties (integer observables), and the int32 sort order."""
+    rows of target weights, an unweighted target (passed to the kernel as one constant), a target whose
+    weights take a gradient too, ties (integer observables), and the int32 sort order."""
     rng = np.random.default_rng(11)
     X = np.column_stack([rng.poisson(6, 300), rng.normal(size=300)]).astype(float)
     Y = np.column_stack([rng.poisson(7, 250), rng.normal(0.2, 1, 250)]).astype(float)
     loss = SlicedWasserstein(X, Y, n_projections=9, seed=2)
     assert loss.order.dtype == torch.int32
-    W = torch.tensor(rng.exponential(size=(3, 300)), requires_grad=True)
-    Q = torch.tensor(rng.poisson(1.0, size=(3, 250)).astype(float))
-    got = {}
-    for fused in (True, False):
-        loss.fused = fused
-        val = loss(W, Q)
-        got[fused] = (val.detach(), *torch.autograd.grad((val * torch.tensor([1.0, -2.0, 0.5])).sum(), W))
-    torch.testing.assert_close(got[True][0], got[False][0], rtol=1e-12, atol=0)
-    torch.testing.assert_close(got[True][1], got[False][1], rtol=1e-12, atol=1e-16)
-    with torch.no_grad():
-        loss.fused = True
-        torch.testing.assert_close(loss(W, Q), got[False][0], rtol=1e-12, atol=0)
+    W5 = torch.tensor(rng.exponential(size=(5, 300)), requires_grad=True)
+    Q5 = torch.tensor(rng.poisson(1.0, size=(5, 250)).astype(float), requires_grad=True)
+    mix = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0])
+    # 5 rows: the blocked kernel (4 rows per sweep, the last block padded); 1 row: the one-row kernel
+    for W, Q, q, inputs in ((W5, Q5, Q5.detach(), (W5,)), (W5, Q5, None, (W5,)), (W5, Q5, Q5, (W5, Q5)),
+                            (W5[:1], Q5[:1], Q5[:1].detach(), (W5,)), (W5[0], Q5[0], None, (W5,)),
+                            (W5[:1], Q5[:1], Q5[:1], (W5, Q5))):
+        got = {}
+        for fused in (True, False):
+            loss.fused = fused
+            val = loss(W, q)
+            got[fused] = (val.detach(), *torch.autograd.grad((val * mix[:len(W) if W.ndim == 2 else 1]).sum(),
+                                                             inputs))
+        for a, b in zip(got[True], got[False]):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-16)
+        with torch.no_grad():
+            loss.fused = True
+            torch.testing.assert_close(loss(W, q), got[False][0], rtol=1e-12, atol=0)
 
 
 def numpy_chi2(x, y, w, v, edges, xi=None, yi=None):

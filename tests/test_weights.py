@@ -400,3 +400,16 @@ def test_rejected_trials_with_acceptance_near_one(device):
             else:
                 expect = mpmath.log((1 - fb * r[0]) / (1 - fb)) + mpmath.log(r[1])
                 assert got[i] == pytest.approx(float(expect), rel=1e-9, abs=1e-9), (a, b, eps[i], got[i])
+
+
+def test_flavour_classes_and_the_refusal_of_heavier_flavours():
+    """Classes by hand from the rule (s of old and new, diquark of old and new, c or b fragmenting; a diquark
+    fragments as its heaviest quark), and the one-line refusal of a flavour heavier than b."""
+    from fastrsa.hadronization.flavours import flavour_class
+    pairs = {(1, 2): 0, (3, 2): 1, (2, -3): 2, (2101, 3): 6, (3, 2101): 9, (-4, 1): 16, (5, 3): 34,
+             (4301, 1): 20, (5503, -3): 38, (-3, -2203): 9, (3303, 3): 6}
+    ids = np.array(list(pairs), np.int32)
+    np.testing.assert_array_equal(flavour_class(ids[:, 0], ids[:, 1]), list(pairs.values()))
+    for heavy in (6, -6101):
+        with pytest.raises(DatasetError, match=f"fragmenting flavour {heavy} heavier than b"):
+            flavour_class(np.array([1, heavy]), np.array([2, 2]))

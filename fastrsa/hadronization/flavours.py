@@ -8,6 +8,7 @@ masses). Light quarks: a_off = 0, c0 = 1, kc = 0. Heavier-than-b fragmenting fla
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from ..errors import DatasetError
 from ..params import BaseParams
@@ -15,22 +16,33 @@ from ..params import BaseParams
 N_CLASSES = 48  # old s, new s, old diquark, new diquark (2^4) x fragmenting flavour {light, c, b}
 
 
-def _is_diquark(a: np.ndarray) -> np.ndarray:
-    return (a > 1000) & (a < 10000)
+@njit(parallel=True, cache=True)
+def _classes(id_old, id_new, out) -> None:
+    """out[t] = the class of trial t (module docstring), or -1 where the fragmenting flavour is heavier than
+    b. One pass in numba: at 3.4e8 trials the same arithmetic as numpy temporaries took 23 s of a load."""
+    for t in prange(len(id_old)):
+        o, n = abs(np.int64(id_old[t])), abs(np.int64(id_new[t]))
+        o_qq, n_qq = 1000 < o < 10000, 1000 < n < 10000           # diquark codes
+        frag = max(o // 1000, (o // 100) % 10) if o_qq else o      # a diquark's heaviest quark
+        if frag > 5:
+            out[t] = -1
+            continue
+        heavy = 1 if frag == 4 else (2 if frag == 5 else 0)
+        out[t] = (o == 3) + 2 * (n == 3) + 4 * o_qq + 8 * n_qq + 16 * heavy
 
 
 def flavour_class(id_old: np.ndarray, id_new: np.ndarray) -> np.ndarray:
     """int8 class per trial (see module docstring)."""
-    o, n = np.abs(id_old.astype(np.int64)), np.abs(id_new.astype(np.int64))
-    o_qq, n_qq = _is_diquark(o), _is_diquark(n)
-    frag = np.where(o_qq, np.maximum(o // 1000, (o // 100) % 10), o)
-    if np.any(frag > 5):
-        bad = int(id_old[np.argmax(frag > 5)])
+    id_old, id_new = np.ascontiguousarray(id_old), np.ascontiguousarray(id_new)
+    if id_old.shape != id_new.shape:
+        raise DatasetError(f"id_new: {len(id_new)} entries but id_old has {len(id_old)}")
+    cls = np.empty(len(id_old), np.int8)
+    _classes(id_old, id_new, cls)
+    if len(cls) and cls.min() < 0:
+        bad = int(id_old[np.argmax(cls < 0)])
         raise DatasetError(f"id_old: trial with fragmenting flavour {bad} heavier than b; Pythia's "
                            "rFactH shape is not reweighted by fastrsa")
-    heavy = np.where(frag == 4, 1, np.where(frag == 5, 2, 0))
-    cls = (o == 3) + 2 * (n == 3) + 4 * o_qq + 8 * n_qq + 16 * heavy
-    return cls.astype(np.int8)
+    return cls
 
 
 def flavour_table(base: BaseParams) -> np.ndarray:

@@ -65,7 +65,6 @@ def test_fused_sliced_wasserstein_equals_the_torch_path():
     W5 = torch.tensor(rng.exponential(size=(5, 300)), requires_grad=True)
     Q5 = torch.tensor(rng.poisson(1.0, size=(5, 250)).astype(float), requires_grad=True)
     mix = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0])
-    # 5 rows: the blocked kernel (4 rows per sweep, the last block padded); 1 row: the one-row kernel
     for W, Q, q, inputs in ((W5, Q5, Q5.detach(), (W5,)), (W5, Q5, None, (W5,)), (W5, Q5, Q5, (W5, Q5)),
                             (W5[:1], Q5[:1], Q5[:1].detach(), (W5,)), (W5[0], Q5[0], None, (W5,)),
                             (W5[:1], Q5[:1], Q5[:1], (W5, Q5))):

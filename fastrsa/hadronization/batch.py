@@ -193,17 +193,10 @@ class _Builder:
             raise DatasetError(f"the records hold more trials than the dataset's metadata says ({len(self.z)}); "
                                "the dataset is corrupt")
         c = flavour_class(np.asarray(id_old), np.asarray(id_new))
-        lfb = np.empty_like(z)          # the chunk's temporaries: log f_B(z) is recomputed by the kernels
-        lfB = np.empty_like(z)
         b = self.base
-        cpu_kernels.base_terms(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), lfb, lfB)
-        rej = mt2 < 0
-        lfB[~rej] = 1.0
         q = self.qB[t:t + n]
-        cpu_kernels.odds(lfB, q)                    # -1 where lfB >= 0: accepted, or a bad rejected trial
-        bad = rej & ~((q >= 0) & (q < np.inf))
-        if np.any(bad):
-            k = int(np.argmax(bad))
+        if cpu_kernels.base_odds(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), q) > 0:
+            k = int(np.argmax((mt2 < 0) & ~((q >= 0) & (q < np.inf))))
             raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
                                "but has f_B(z) >= fPrel zHead to double precision (acceptance >= 1); the records "
                                "do not match the dataset's base parameters")

@@ -141,14 +141,38 @@ def _fill_features(feat, t0, n, iz, lnz, ln1mz):
         ln1mz[j] = feat[np.uint64(t0 + j), 2]
 
 
+@register_jitable
+def _odds_of(lfB):
+    """F_B / (1 - F_B) = 1 / expm1(-lfB) for lfB < 0 (accurate however close F_B is to 1); -1 otherwise."""
+    return 1.0 / math.expm1(-lfB) if lfB < 0.0 else -1.0
+
+
 @njit(parallel=True, cache=True)
 def odds(lfB, out):
-    """Per trial, once per dataset: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for lfB < 0 (a rejected trial;
-    accurate however close F_B is to 1), -1 for lfB >= 0 (an accepted trial, marked lfB = +1; the loader
-    refuses a rejected one with out < 0 or infinite)."""
+    """Per trial: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for lfB < 0 (a rejected trial; accurate however
+    close F_B is to 1), -1 for lfB >= 0 (an accepted trial, marked lfB = +1; the loader refuses a rejected
+    one with out < 0 or infinite)."""
     for t in prange(lfB.shape[0]):
-        x = lfB[t]
-        out[t] = 1.0 / math.expm1(-x) if x < 0.0 else -1.0
+        out[t] = _odds_of(lfB[t])
+
+
+@njit(parallel=True, cache=True)
+def base_odds(z, mt2, fprel, cls, table, a, b, log_zhead, out):
+    """Per trial, once per dataset, in one pass: out = -1 for an accepted trial (mt2 > 0), else the odds
+    of the rejected trial, _odds_of(log F_B) with log F_B = log f_B(z) - log(fPrel zHead) (base_terms'
+    lfB). Returns how many rejected trials have no valid odds (F_B >= 1, or so close to 1 that the odds
+    are infinite): the loader refuses those."""
+    bad = 0
+    for t in prange(z.shape[0]):
+        q = -1.0
+        if mt2[t] < 0.0:
+            c = cls[t]
+            lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
+            q = _odds_of(lf - math.log(fprel[t]) - log_zhead)
+            if not (q >= 0.0 and q < math.inf):
+                bad += 1
+        out[t] = q
+    return bad
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})

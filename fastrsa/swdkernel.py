@@ -108,10 +108,14 @@ def swd_mean(mass: np.ndarray, target_mass: np.ndarray | None, order: np.ndarray
     with respect to `mass`."""
     R, G = mass.shape
     P, M = order.shape
+    if not 1 <= G <= M:
+        raise ValueError(f"mass covers {G} events; give between 1 and the sort order's {M}")
     if target_mass is None:
         if G != M:
             raise ValueError(f"mass covers {G} of the sort order's {M} events and no target_mass was given")
         target_mass = np.zeros((R, 1))
+    elif G == M:
+        raise ValueError(f"mass covers all {M} events of the sort order; give target_mass=None")
     elif target_mass.shape[0] != R or target_mass.shape[1] not in (1, M - G):
         raise ValueError(f"target_mass has shape {target_mass.shape}, expected ({R}, {M - G}) or ({R}, 1)")
     sums = np.empty((R, P))

@@ -33,16 +33,20 @@ def _classes(id_old, id_new, out) -> None:
 
 def flavour_class(id_old: np.ndarray, id_new: np.ndarray) -> np.ndarray:
     """int8 class per trial (see module docstring)."""
-    id_old, id_new = np.ascontiguousarray(id_old), np.ascontiguousarray(id_new)
-    if id_old.shape != id_new.shape:
-        raise DatasetError(f"id_new: {len(id_new)} entries but id_old has {len(id_old)}")
-    cls = np.empty(len(id_old), np.int8)
-    _classes(id_old, id_new, cls)
+    def flat(ids):        # any shape and integer type; the kernel takes native integers in one dimension
+        ids = np.ascontiguousarray(ids).reshape(-1)
+        return ids if ids.dtype.kind in "iu" and ids.dtype.isnative else ids.astype(np.int64)
+    shape = np.shape(id_old)
+    o, n = flat(id_old), flat(id_new)
+    if len(o) != len(n):
+        raise DatasetError(f"id_new: {len(n)} entries but id_old has {len(o)}")
+    cls = np.empty(len(o), np.int8)
+    _classes(o, n, cls)
     if len(cls) and cls.min() < 0:
-        bad = int(id_old[np.argmax(cls < 0)])
+        bad = int(o[np.argmax(cls < 0)])
         raise DatasetError(f"id_old: trial with fragmenting flavour {bad} heavier than b; Pythia's "
                            "rFactH shape is not reweighted by fastrsa")
-    return cls
+    return cls.reshape(shape)
 
 
 def flavour_table(base: BaseParams) -> np.ndarray:

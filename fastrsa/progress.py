@@ -1,4 +1,5 @@
-"""A one-line progress bar for long jobs: events, events/s and time left."""
+"""A one-line progress bar for long jobs (events, events/s and time left), and the clock and memory record
+of a job's phases."""
 from __future__ import annotations
 
 import math
@@ -35,3 +36,41 @@ class Progress:
         self.update(0, force=True)
         if self.tty:
             self.stream.write("\n")
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident memory so far (getrusage's ru_maxrss: KiB on Linux, bytes on macOS),
+    or None where the platform does not say (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class Phases:
+    """Wall time and the peak resident memory so far at the end of each named phase of a job, in the
+    order they ran: `with phases("steps"): ...`. A phase run twice adds its times."""
+
+    def __init__(self):
+        self.record: dict = {}
+
+    def __call__(self, name: str):
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, phases: Phases, name: str):
+        self.phases, self.name = phases, name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        rec = self.phases.record.setdefault(self.name, {"seconds": 0.0})
+        rec["seconds"] += time.perf_counter() - self.t0
+        peak = peak_rss_bytes()
+        rec["peak_rss_gb"] = None if peak is None else peak / 1e9
+        return False

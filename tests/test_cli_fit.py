@@ -31,6 +31,13 @@ def test_fit_writes_result_and_figures(tiny, tmp_path, capsys):
     assert len(res["history"]) == 9 and len(res["cov"]) == 2
     assert res["problem"]["observables"] == ["multiplicity", "thrust", "sphericity"]
     assert "fit: a = " in out and "+-" in out
+    # each phase's time and the peak memory so far, in the order they ran (issue 13: recorded per phase)
+    ph = res["phases"]
+    assert list(ph) == ["observables", "weights", "loss", "steps", "covariance"]
+    assert all(r["seconds"] > 0 for r in ph.values())
+    peaks = [r["peak_rss_gb"] for r in ph.values()]
+    assert peaks == sorted(peaks) and 0.1 < peaks[0] < 100
+    assert "time: observables " in out and "8 steps " in out and f"peak memory {peaks[-1]:.1f} GB" in out
     for f in ("observables", "ellipse"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "fit" / f"{f}.{ext}").stat().st_size > 1000

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ParameterError
 from ..params import SPACE
+from ..progress import Phases
 from .problem import Problem
 from .uncertainty import covariance
 
@@ -30,6 +31,7 @@ class FitResult:
     diagnostics: dict = field(default_factory=dict)
     interrupted: bool = False
     names: tuple = SPACE.names     # the problem's parameter names, theta's columns
+    phases: dict = field(default_factory=dict)      # name -> {seconds, peak_rss_gb (the peak so far)}
 
     def errors(self) -> dict:
         c = np.asarray(self.cov)
@@ -72,8 +74,19 @@ class FitResult:
                  hessian=_json_numbers(self.hessian), diagnostics=self.diagnostics,
                  directions=[{**c, "error": c["error"] if math.isfinite(c["error"]) else None}
                              for c in self.directions()],
-                 warnings=self.warnings, interrupted=self.interrupted, history=self.history)
+                 warnings=self.warnings, interrupted=self.interrupted, phases=self.phases, history=self.history)
         return d
+
+    def time_line(self) -> str:
+        """'time: observables 41 s, weights 60 s, loss 25 s, 300 steps 1020 s (3.40 s each), covariance
+        103 s; peak memory 18.4 GB', from `phases` (empty without them)."""
+        if not self.phases:
+            return ""
+        n = max(len(self.history) - 1, 1)
+        parts = [f"{n} steps {r['seconds']:.0f} s ({r['seconds'] / n:.2f} s each)" if k == "steps"
+                 else f"{k} {r['seconds']:.0f} s" for k, r in self.phases.items()]
+        peaks = [r["peak_rss_gb"] for r in self.phases.values() if r.get("peak_rss_gb") is not None]
+        return "time: " + ", ".join(parts) + (f"; peak memory {max(peaks):.1f} GB" if peaks else "")
 
     def summary(self) -> str:
         err = self.errors()
@@ -98,6 +111,8 @@ class FitResult:
         d = self.diagnostics
         lines.append(f"     loss {self.loss:.6g}; mean weight {d.get('mean_weight', float('nan')):.4f}, "
                      f"N_eff/N {d.get('n_eff_frac', float('nan')):.3f} at the fitted point")
+        if self.phases:
+            lines.append("     " + self.time_line())
         lines += [f"     warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -145,36 +160,39 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr / 20)
     history, warned, interrupted = [], False, False
     res_warn = []
+    phases = Phases()       # the problem's loading (when it records it), then the steps and the covariance
+    phases.record.update(getattr(getattr(problem, "phases", None), "record", {}))
     t0 = time.time()
     try:
-        for step in range(steps + 1):
-            th = torch.tensor(theta0, dtype=torch.float64)
-            th[idx] = x.detach()
-            if redraw and hasattr(problem.loss, "resample") and step > 0:
-                problem.loss.resample()
-            loss, g, alpha, neff, _ = problem.loss_and_grad(th.reshape(1, -1).to(problem.device))
-            best = int(torch.argmax(alpha[0]))
-            rec = {"step": step, "theta": th.tolist(), "loss": float(loss[0]), "grad": g[0].tolist(),
-                   "n_eff_frac": float(neff[0, best]), "alpha": alpha[0].tolist(), "best_base": best}
-            history.append(rec)
-            if rec["n_eff_frac"] < warn_neff and not warned:
-                warned = True
-                res_warn.append(f"step {step}: N_eff/N = {rec['n_eff_frac']:.3f} < {warn_neff} at "
-                                f"{tuple(round(v, 4) for v in th.tolist())}: the path leaves the region the "
-                                "bases cover; results there rest on few events")
-            if progress and (step % 10 == 0 or step == steps):
-                print(f"  step {step:4d}  loss {rec['loss']:.6g}  " +
-                      "  ".join(f"{n}={th[i]:.4f}" for n, i in zip(free, idx)) +
-                      f"  N_eff/N {rec['n_eff_frac']:.3f}" + (f"  base {best}" if len(alpha[0]) > 1 else "") +
-                      f"  ({time.time() - t0:.0f} s)", file=stream, flush=True)
-            if step == steps:
-                break
-            opt.zero_grad()
-            x.grad = g[0, idx].cpu().clone()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                x.copy_(space.clamp(x, free))
+        with phases("steps"):
+            for step in range(steps + 1):
+                th = torch.tensor(theta0, dtype=torch.float64)
+                th[idx] = x.detach()
+                if redraw and hasattr(problem.loss, "resample") and step > 0:
+                    problem.loss.resample()
+                loss, g, alpha, neff, _ = problem.loss_and_grad(th.reshape(1, -1).to(problem.device))
+                best = int(torch.argmax(alpha[0]))
+                rec = {"step": step, "theta": th.tolist(), "loss": float(loss[0]), "grad": g[0].tolist(),
+                       "n_eff_frac": float(neff[0, best]), "alpha": alpha[0].tolist(), "best_base": best}
+                history.append(rec)
+                if rec["n_eff_frac"] < warn_neff and not warned:
+                    warned = True
+                    res_warn.append(f"step {step}: N_eff/N = {rec['n_eff_frac']:.3f} < {warn_neff} at "
+                                    f"{tuple(round(v, 4) for v in th.tolist())}: the path leaves the region the "
+                                    "bases cover; results there rest on few events")
+                if progress and (step % 10 == 0 or step == steps):
+                    print(f"  step {step:4d}  loss {rec['loss']:.6g}  " +
+                          "  ".join(f"{n}={th[i]:.4f}" for n, i in zip(free, idx)) +
+                          f"  N_eff/N {rec['n_eff_frac']:.3f}" + (f"  base {best}" if len(alpha[0]) > 1 else "") +
+                          f"  ({time.time() - t0:.0f} s)", file=stream, flush=True)
+                if step == steps:
+                    break
+                opt.zero_grad()
+                x.grad = g[0, idx].cpu().clone()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    x.copy_(space.clamp(x, free))
     except KeyboardInterrupt:
         interrupted = True
         res_warn.append(f"interrupted after {len(history)} steps; the result is the last point reached")
@@ -182,7 +200,8 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
     # The fitted point is never lost to its own uncertainty step: a covariance that fails (a singular
     # Hessian, an interrupt) leaves NaN there and says why.
     try:
-        cov, H = covariance(problem, theta, free, replicas=replicas, seed=seed)
+        with phases("covariance"):
+            cov, H = covariance(problem, theta, free, replicas=replicas, seed=seed)
     except (ParameterError, np.linalg.LinAlgError, KeyboardInterrupt) as exc:
         cov = H = np.full((len(free), len(free)), np.nan)
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -197,4 +216,4 @@ def fit(problem: Problem, start=None, params="a,b", steps: int = 150, lr: float 
                         "(see the flat combinations)")
     return FitResult(theta=theta, free=free, loss=history[-1]["loss"], cov=cov.tolist(), hessian=H.tolist(),
                      history=history, warnings=res_warn, diagnostics=diag, interrupted=interrupted,
-                     names=space.names)
+                     names=space.names, phases=phases.record)

@@ -26,6 +26,7 @@ from ..hadronization.weights import log_weights_and_jacobian, lund_log_weights
 from ..losses import LOSSES, build_loss, check_loss, per_count
 from ..observables import Observable, compute, expand_names
 from ..params import SPACE, WEIGHT_SPACE
+from ..progress import Phases
 from ..store.dataset import open_dataset
 from ..store.flavour import dataset_flavour_base, has_flavour
 from ..store.hadrons import check_same_setup, dataset_hadrons, load_hadrons
@@ -131,26 +132,34 @@ class Problem:
                                    f"shards); finish it with 'fastrsa generate {ds.path}' (it resumes)")
         # Only the columns each part needs: the particles for the observables; the trial and break columns,
         # shard by shard, for the weight engine (TrialBatch.from_dataset), so no whole-table copy is held.
-        hadrons = [dataset_hadrons(ds) for ds in self.datasets]
-        self.target = None if target is None else load_hadrons(target)
-        samples = {f"base {i}": h for i, h in enumerate(hadrons)}
-        check_same_setup({"target": self.target, **samples} if self.target is not None else samples)
-        self.setup = hadrons[0].setup
-        for d in self.data:
-            d.check_setup(self.setup)
-        self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
-        del hadrons             # the particles are done with: their observables are kept
-        self.batches = [TrialBatch.from_dataset(ds, self.device) for ds in self.datasets]
-        if features:
-            self.batches = [b.with_features() for b in self.batches]
+        # `phases` records each part's time and the peak memory so far (a fit reports them).
+        self.phases = Phases()
+        with self.phases("observables"):
+            hadrons = [dataset_hadrons(ds) for ds in self.datasets]
+            self.target = None if target is None else load_hadrons(target)
+            samples = {f"base {i}": h for i, h in enumerate(hadrons)}
+            check_same_setup({"target": self.target, **samples} if self.target is not None else samples)
+            self.setup = hadrons[0].setup
+            for d in self.data:
+                d.check_setup(self.setup)
+            self.sim_obs = [compute(h, self.names, classifiers) for h in hadrons]
+            del hadrons             # the particles are done with: their observables are kept
+            self.target_obs = {} if self.data else compute(self.target, self.names, classifiers)
+        with self.phases("weights"):
+            self.batches = [TrialBatch.from_dataset(ds, self.device) for ds in self.datasets]
+            if features:
+                self.batches = [b.with_features() for b in self.batches]
         self.sizes = [len(b) for b in self.batches]
         self.all_sim = _concat(self.sim_obs, self.names)
+        with self.phases("loss"):
+            self._build_loss(loss, n_projections, seed)
+        self.loss = self.loss.to(self.device)
+
+    def _build_loss(self, loss: str, n_projections: int, seed: int) -> None:
         if self.data:
-            self.target_obs = {}
             self.loss = DataChi2([MeasuredChi2(d, d.simulated(self.all_sim)) for d in self.data])
             self.target_weights = None
         else:
-            self.target_obs = compute(self.target, self.names, classifiers)
             tw = self.target.weights
             if tw is not None:      # every loss compares normalized distributions: scale so sums cannot overflow
                 tw = tw / tw.max()
@@ -159,7 +168,6 @@ class Problem:
             # The target's event weights (1 unless the target has a 'weight' column), on the weights' device.
             self.target_weights = torch.as_tensor(tw if tw is not None else np.ones(len(self.target)),
                                                   dtype=torch.float64, device=self.device)
-        self.loss = self.loss.to(self.device)
 
     @property
     def base_points(self) -> list[tuple]:

@@ -28,9 +28,32 @@ rounding; the gradient differs from the backward cumsum only by the rounding of 
 1e-12 relative). `swd_mean` returns L_r = (1/P) sum_p S_rp [R] and, when asked, G_r = dL_r / dm [R, n_grad].
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 SPREAD = 16      # target events' dummy gradient slots: consecutive updates of one slot would form a chain
+AHEAD = 64       # the sweep prefetches the masses of the event this many sorted positions ahead
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):
+    """Ask the CPU to fetch arr[i, j]'s cache line (LLVM's prefetch: for writing, into all cache levels).
+    Out-of-order execution alone keeps only about 10 of the sweep's random accesses in flight; with the
+    prefetch, 64 positions ahead, the sweep ran 17% faster at 1e6 + 1e6 events. The intrinsic is declared
+    through llvmlite, which names it for the LLVM that numba is built on."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]], wraparound=False)
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p.type], fnty)
+        builder.call(fn, [i8p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, i, j), codegen
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -75,6 +98,8 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
                 s = 0.0
                 b = 0.0
                 for k in range(M - 1):
+                    ia = np.uint64(order[p, min(k + AHEAD, M - 1)])
+                    _prefetch(pr, ia if ia < G else np.uint64(G), np.uint64(0))
                     i = np.uint64(order[p, k])
                     inside = i < G
                     j = i if inside else np.uint64(G) + (np.uint64(k) & np.uint64(SPREAD - 1))

@@ -41,8 +41,9 @@ AHEAD = 64       # the sweep prefetches the masses of the event this many sorted
 def _prefetch(typingctx, arr, i, j):
     """Ask the CPU to fetch arr[i, j]'s cache line (LLVM's prefetch: for writing, into all cache levels).
     Out-of-order execution alone keeps only about 10 of the sweep's random accesses in flight; with the
-    prefetch, 64 positions ahead, the sweep ran 17% faster at 1e6 + 1e6 events. The intrinsic is declared
-    through llvmlite, which names it for the LLVM that numba is built on."""
+    prefetch, 64 positions ahead, the loss of the paper's 1e6 + 1e6 events took 0.77 s per step instead of
+    1.34 s (asv_bench/README.md). The intrinsic is declared through llvmlite, which names it for the LLVM
+    that numba is built on. It changes no result."""
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])

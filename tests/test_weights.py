@@ -4,10 +4,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from numba import njit, prange
 
 import fastrsa
 from fastrsa import DatasetError, ParameterError
 from fastrsa.hadronization.batch import TrialBatch
+from fastrsa.hadronization.lund import base_log_f
 from fastrsa.hadronization.reference import dataset_weights
 from fastrsa.params import BaseParams
 
@@ -220,22 +222,29 @@ def test_offsets_and_magnitudes_are_checked_before_any_kernel(string_ds):
         TrialBatch.from_arrays(string_ds.base, **args(mt2=mt2))
 
 
+@njit(parallel=True)
+def _base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
+    """The reference's per-trial base terms: lfb = log f_B(z) and lfB = log F_B = lfb - log(fPrel zHead)."""
+    for t in prange(z.shape[0]):
+        c = cls[t]
+        lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
+        out_lfb[t] = lf
+        out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
+
+
 def _per_trial_log_weights(ds, theta, n_events):
     """The weight as it was computed before the compact layout: per trial, log f_B(z) from the stored base
-    terms (base_terms at load), log f at theta by log_f_and_grad, zMax recomputed for every trial. Compiled
+    terms (_base_terms), log f at theta by log_f_and_grad, zMax recomputed for every trial. Compiled
     by numba like the kernels (the same functions in Python may round differently in the last bit)."""
-    from numba import njit
-
     from fastrsa.hadronization import lund
     from fastrsa.hadronization.flavours import flavour_class, flavour_table
-    from fastrsa.hadronization.kernels.cpu import base_terms
     fv = ds.flat(groups=("trials", "breaks"))
     off = np.asarray(fv.offsets["trials"], np.int64)
     z, mt2, fprel = (np.array(fv[k]) for k in ("z", "mt2", "fprel"))
     c = flavour_class(np.asarray(fv["id_old"]), np.asarray(fv["id_new"]))
     table, b = flavour_table(ds.base), ds.base
     lfb, lfB = np.empty_like(z), np.empty_like(z)
-    base_terms(z, mt2, fprel, c, table, b.a, b.b, math.log(b.z_head), lfb, lfB)
+    _base_terms(z, mt2, fprel, c, table, b.a, b.b, math.log(b.z_head), lfb, lfB)
 
     @njit
     def loop(a, bb, log_zhead, n):
@@ -359,16 +368,14 @@ def test_rejected_trials_with_acceptance_near_one(device):
     1 - exp(log F_B) happens to be exact there; for any other log F_B the odds need expm1, checked first.)"""
     import mpmath
 
-    from fastrsa.hadronization.kernels.cpu import odds
+    from fastrsa.hadronization.kernels.cpu import _odds_of
     lf = np.array([-1.3e-17, -1e-300, -0.7, 1.0])
-    q = np.empty(4)
-    odds(lf, q)
+    q = np.array([njit(_odds_of)(x) for x in lf])           # compiled, as the loader's base_odds runs it
     np.testing.assert_allclose(q[:3], [1 / math.expm1(1.3e-17), 1e300, 1 / math.expm1(0.7)], rtol=1e-15)
     assert q[3] == -1.0                             # accepted
 
     from fastrsa.hadronization import lund
     from fastrsa.hadronization.flavours import flavour_class, flavour_table
-    from fastrsa.hadronization.kernels.cpu import base_terms
     base = BaseParams(z_head=2.0)
     zh, table = base.z_head, flavour_table(base)
     eps = np.array([1e-9, 3e-11, 1e-12, 7e-13, 1e-13, 3e-14, 1e-14, 5e-15, 2e-15, 1e-15])
@@ -386,7 +393,7 @@ def test_rejected_trials_with_acceptance_near_one(device):
     batch = TrialBatch.from_arrays(base, np.arange(0, 2 * n + 1, 2), z, fprel, mt2, *ids, np.zeros(n + 1, np.int64),
                                    np.zeros(0), device=device.torch_device)
     lfb, lfB = np.empty(2 * n), np.empty(2 * n)
-    base_terms(z, mt2, fprel, np.full(2 * n, c, np.int8), table, base.a, base.b, math.log(zh), lfb, lfB)
+    _base_terms(z, mt2, fprel, np.full(2 * n, c, np.int8), table, base.a, base.b, math.log(zh), lfb, lfB)
     mpmath.mp.dps = 50
     for a, b in ((0.6, base.b), (0.8, base.b), (base.a, 1.1)):
         th = torch.tensor([a, b, base.sigma], dtype=torch.float64, device=device.torch_device)

@@ -152,8 +152,8 @@ def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, qB, f
     itself, are recomputed here from those with the operations that evaluate f at theta, so every ratio
     is exactly 1 at the base; zMax is computed once per z sampling.
     `feat` [T, 3] (or [0, 3]: off) holds each trial's 1/z, log z and log(1 - z), computed once by the CPU's
-    functions (TrialBatch.with_features): then a trial needs only the functions of F_theta and log(1 - F_B),
-    and the results agree with the compact layout's to rounding.
+    functions (TrialBatch.with_features): then a trial needs only the exp and log of its ratio (R), and the
+    results agree with the compact layout's to rounding.
     """
     has_feat = feat.shape[0] > 0
     lw = 0.0

@@ -42,17 +42,6 @@ from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
 from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt_log_weight
 from ..vmath import TINY, exp_core, log_core, log_pair_core
 
-
-@njit(parallel=True, cache=True)
-def base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
-    """Per trial, once per dataset: lfb = log f_B(z) and lfB = log F_B = lfb - log(fPrel zHead)."""
-    for t in prange(z.shape[0]):
-        c = cls[t]
-        lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
-        out_lfb[t] = lf
-        out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
-
-
 BLOCK = 8       # events per parallel iteration: their trials' logs are computed in one vector loop
 PAD = 4         # a z sampling's trials are evaluated in whole vectors of up to 4 (AVX2) lanes
 
@@ -148,19 +137,9 @@ def _odds_of(lfB):
 
 
 @njit(parallel=True, cache=True)
-def odds(lfB, out):
-    """Per trial: out = F_B / (1 - F_B) = 1 / expm1(-lfB) for lfB < 0 (a rejected trial; accurate however
-    close F_B is to 1), -1 for lfB >= 0 (an accepted trial, marked lfB = +1; the loader refuses a rejected
-    one with out < 0 or infinite)."""
-    for t in prange(lfB.shape[0]):
-        out[t] = _odds_of(lfB[t])
-
-
-@njit(parallel=True, cache=True)
 def base_odds(z, mt2, fprel, cls, table, a, b, log_zhead, out):
     """Per trial, once per dataset, in one pass: out = -1 for an accepted trial (mt2 > 0), else the odds
-    of the rejected trial, _odds_of(log F_B) with log F_B = log f_B(z) - log(fPrel zHead) (base_terms'
-    lfB). Returns how many rejected trials have no valid odds (F_B >= 1, or so close to 1 that the odds
+    of the rejected trial, _odds_of(log F_B) with log F_B = log f_B(z) - log(fPrel zHead). Returns how many rejected trials have no valid odds (F_B >= 1, or so close to 1 that the odds
     are infinite): the loader refuses those."""
     bad = 0
     for t in prange(z.shape[0]):

@@ -304,6 +304,37 @@ def test_z_samplings_group_trials_and_stay_exact_when_the_grouping_assumption_fa
         assert math.exp(lw[i]) == pytest.approx(ref, rel=1e-10)
 
 
+def test_trials_clamped_at_the_base_stay_exact(string_ds):
+    """Pythia clamps log f at -EXPMAX; the CPU kernel checks the base point's clamp only in the z samplings
+    flagged on load (h_base[:, 4]: some trial's log f_B within 1 of the clamp). On Pythia's records a
+    clamped trial has F_B ~ e^-50 and its ratio is 1 to double precision, so here fPrel makes F_B = 0.05 for
+    every trial whose log f_B is below -EXPMAX: its ratio at theta then depends on the clamp (unclamped, d
+    would be larger), and the float64 reference must still agree. Fails when the flag is never set."""
+    from fastrsa.hadronization.lund import EXPMAX
+    from fastrsa.hadronization.reference import event_weight
+    batch = string_ds.to_torch()
+    fv = string_ds.flat(groups=("trials", "breaks"))
+    z, h, hb = batch.z.numpy(), batch.hadron.numpy(), batch.h_base.numpy()
+    eb = hb[h, 0] + hb[h, 1] / z + hb[h, 2] * np.log(z) + hb[h, 3] * np.log1p(-z)     # log f_B, unclamped
+    mt2 = np.asarray(fv["mt2"])
+    clamped = (eb < -EXPMAX) & (mt2 < 0)
+    assert clamped.sum() > 20
+    fprel = np.array(fv["fprel"])
+    fprel[clamped] = math.exp(-EXPMAX) / (string_ds.base.z_head * 0.05)
+    off, boff = fv.offsets["trials"], fv.offsets["breaks"]
+    odd = TrialBatch.from_arrays(string_ds.base, off, fv["z"], fprel, mt2, fv["id_old"], fv["id_new"], boff,
+                                 fv["pt2"])
+    assert 0 < odd.h_base[:, 4].sum() < len(odd.h_base)
+    events = np.unique(np.searchsorted(off, np.flatnonzero(clamped), side="right") - 1)[:12]
+    for theta in ((0.68, 0.95, 0.335), (0.4, 0.6, 0.3)):
+        lw = fastrsa.lund_log_weights(odd, torch.tensor(theta, dtype=torch.float64)).numpy()
+        for i in events:
+            t0, t1, b0, b1 = off[i], off[i + 1], boff[i], boff[i + 1]
+            ref = event_weight(theta, string_ds.base, fv["z"][t0:t1], fprel[t0:t1], mt2[t0:t1],
+                               fv["id_old"][t0:t1], fv["id_new"][t0:t1], fv["pt2"][b0:b1])
+            assert math.exp(lw[i]) == pytest.approx(ref, rel=1e-10)
+
+
 def test_stale_numba_cache_is_dropped_when_the_inlined_math_changes():
     """numba keys the CPU kernels' disk cache on kernels/cpu.py alone; an edit of lund.py or flavmath.py must
     not leave a stale compiled kernel (the digest of those sources sits beside the cache)."""

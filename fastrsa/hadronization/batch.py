@@ -24,9 +24,10 @@ class TrialBatch:
     flag), and
     `hadron` (int32), the index of the trial's z sampling. Per z sampling (every trial of one hadron shares
     them): h_start [H + 1] (int64), where its trials start, h_m = its transverse mass squared, h_cls = its
-    flavour class (int8, a row of `table`) and h_base [H, 4], the coefficients of log f_B(z) = b0 + bI/z +
-    bL log z + bM log(1 - z) at the base point (lund.log_f_coeffs, computed once): 49 bytes per z
-    sampling, about 2.1 per trial. An event's z samplings are consecutive, its trials' in order. Per event: int64
+    flavour class (int8, a row of `table`) and h_base [H, 5], the coefficients of log f_B(z) = b0 + bI/z +
+    bL log z + bM log(1 - z) at the base point (lund.log_f_coeffs, computed once) and a flag, 1 where some
+    trial's log f_B comes within 1 of Pythia's clamp at -+EXPMAX (the CPU kernel tests the base's clamp only
+    there): 57 bytes per z sampling, about 3.1 per trial. An event's z samplings are consecutive, its trials' in order. Per event: int64
     `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records only through
     these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
     exact).
@@ -232,8 +233,9 @@ class _Builder:
                       h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
                       n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
         arrays["h_start"] = np.concatenate(self.h_start + [np.array([t], np.int64)]).astype(np.int64)
-        h_base = np.empty((len(arrays["h_m"]), 4), np.float64)
-        cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], self.table, self.base.a, self.base.b, h_base)
+        h_base = np.empty((len(arrays["h_m"]), 5), np.float64)
+        cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], arrays["h_start"], arrays["z"], self.table,
+                                         self.base.a, self.base.b, h_base)
         arrays["h_base"] = h_base
         flav = None
         if flavour is not None:

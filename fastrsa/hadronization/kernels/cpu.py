@@ -1,6 +1,6 @@
-"""numba CPU kernels: parallel over blocks of events (prange), vectorized over each z sampling's trials
-(AVX2/AVX-512 through LLVM, with fastrsa's vectorizable exp and log: hadronization/vmath.py), compiled
-once and cached on disk.
+"""numba CPU kernels: parallel over blocks of events (prange), vectorized over trials (AVX2/AVX-512
+through LLVM, with fastrsa's vectorizable exp and log: hadronization/vmath.py), compiled once and cached on
+disk.
 
 numba keys its on-disk cache on this file alone, not on the modules whose functions it inlines
 (lund.py, flavmath.py), so an edit there would leave a stale compiled kernel. `_drop_stale_cache` keeps
@@ -43,7 +43,7 @@ from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt
 from ..vmath import TINY, exp_core, log_core, log_pair_core
 
 BLOCK = 8       # events per parallel iteration: their trials' logs are computed in one vector loop
-PAD = 4         # a z sampling's trials are evaluated in whole vectors of up to 4 (AVX2) lanes
+PAD = 4         # a z sampling's terms are written in whole vectors of up to 4 (AVX2) lanes
 
 
 @njit(fastmath={"reassoc"}, cache=True)
@@ -54,19 +54,13 @@ def _radd(x, y):
 
 
 @register_jitable
-def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL,
-                   log_zhead):
-    """Sum over one z sampling's trials j0 <= j < j1 of Pythia's log-ratio and d/d(a, b), and the number of
-    capped trials: lund.trial_log_ratio and lund.log_f_given in vector form. log f_theta = e0 + eI/z + eL
-    log z + eM log(1 - z) (lund.log_f_coeffs), log f_B the same with b0..bM, clamped to +-EXPMAX; their
-    difference d is formed from differences of coefficients (exactly 0 at the base point), capped at
-    log zHead. A rejected trial: lund.trial_log_ratio's R = 1 - q_B (e^d - 1), log-weight log R, gradient
-    factor -q_B e^d / R, exactly 1 and 0 at the base point; -inf where R <= 0 (F_theta >= 1). Runs over whole
-    vectors past j1 into padding, which is masked off."""
-    sw = 0.0
-    sa = 0.0
-    sb = 0.0
-    sc = 0.0
+def _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL, base_clamps, dd, ga,
+                    gb):
+    """Per trial j0 <= j < j1 of one z sampling: the log-ratio d = log f_theta - log f_B and d/d(a, b) of
+    log f_theta, into dd, ga, gb. log f_theta = e0 + eI/z + eL log z + eM log(1 - z) (lund.log_f_coeffs),
+    log f_B the same with b0..bM, each clamped to +-EXPMAX; d is formed from differences of coefficients
+    (exactly 0 at the base point) unless either is clamped. Runs in whole vectors past j1: the next
+    sampling overwrites what it writes there."""
     d0 = e0 - b0
     dI = eI - bI
     dL = eL - bL
@@ -79,34 +73,48 @@ def _sampling_sums(j0, j1, iz, lnz, ln1mz, qB, e0, eI, eL, eM, b0, bI, bL, bM, g
         e = e0 + eI * x1 + eL * x2 + eM * x3
         eb = b0 + bI * x1 + bL * x2 + bM * x3
         d = d0 + dI * x1 + dL * x2 + dM * x3
-        gA = gA0 + gAM * x3
-        gB = gB0 + gBI * x1 + gBL * x2
         clamp = (e > EXPMAX) | (e < -EXPMAX)
-        clampb = (eb > EXPMAX) | (eb < -EXPMAX)
+        clampb = base_clamps & ((eb > EXPMAX) | (eb < -EXPMAX))
         ec = (EXPMAX if e > 0.0 else -EXPMAX) if clamp else e
         ebc = (EXPMAX if eb > 0.0 else -EXPMAX) if clampb else eb
-        gA = 0.0 if clamp else gA
-        gB = 0.0 if clamp else gB
-        d = ec - ebc if (clamp | clampb) else d
+        dd[u] = ec - ebc if (clamp | clampb) else d
+        ga[u] = 0.0 if clamp else gA0 + gAM * x3
+        gb[u] = 0.0 if clamp else gB0 + gBI * x1 + gBL * x2
+
+
+@register_jitable
+def _event_sums(j0, j1, dd, ga, gb, qB, tb, log_zhead):
+    """Sum over one event's trials j0 <= j < j1 of Pythia's log-ratio and d/d(a, b), and the number of
+    capped trials (lund.trial_log_ratio in vector form), from _sampling_terms' d and gradients: d capped
+    at log zHead; a rejected trial: R = 1 - q_B (e^d - 1), log-weight log R, gradient factor
+    -q_B e^d / R, exactly 1 and 0 at the base point; -inf where R <= 0 (F_theta >= 1)."""
+    sw = 0.0
+    sa = 0.0
+    sb = 0.0
+    sc = 0.0
+    for j in range(j0, j1):
+        u = np.uint64(j)
+        d = dd[u]
+        gA = ga[u]
+        gB = gb[u]
         cap = d > log_zhead
         d = log_zhead if cap else d
         gA = 0.0 if cap else gA
         gB = 0.0 if cap else gB
-        q = qB[u]
+        q = qB[np.uint64(tb) + u]
         r = exp_core(d)             # -2 EXPMAX <= d <= log zHead
         R = 1.0 - q * (r - 1.0)
         s = -(q * r) / R
         lw = log_core(max(R, TINY))
         ok = R > 0.0
         a = q < 0.0                 # accepted
-        valid = j < j1
         w = d if a else (lw if ok else -math.inf)
         gA = gA if a else (s * gA if ok else 0.0)
         gB = gB if a else (s * gB if ok else 0.0)
-        sw = _radd(sw, w if valid else 0.0)
-        sa = _radd(sa, gA if valid else 0.0)
-        sb = _radd(sb, gB if valid else 0.0)
-        sc = _radd(sc, 1.0 if (cap & valid) else 0.0)
+        sw = _radd(sw, w)
+        sa = _radd(sa, gA)
+        sb = _radd(sb, gB)
+        sc = _radd(sc, 1.0 if cap else 0.0)
     return sw, sa, sb, sc
 
 
@@ -160,10 +168,12 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
     """out_lw[k, i] = log w_i(theta_k); out_grad[k, i] = d/d(a, b, sigma); out_capped[k, i] = trials
     of event i whose ratio Pythia caps at zHead (not covered by the base sampling).
 
-    Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`), then per event
-    and point theta_k the shape of each of its z samplings h = hadron[first trial] .. hadron[last trial]
-    (lund.log_f_coeffs; at the base: h_base, computed once per batch by sampling_base_coeffs) and the sum
-    over the sampling's trials h_start[h] .. h_start[h + 1] - 1 (_sampling_sums)."""
+    Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`); then per point
+    theta_k, first per z sampling h of the block (hadron[first trial] .. hadron[last trial], trials
+    h_start[h] .. h_start[h + 1] - 1) the shape at theta (lund.log_f_coeffs; at the base: h_base, computed
+    once per batch by sampling_base_coeffs) and each trial's log-ratio and gradient of log f
+    (_sampling_terms, into the block's scratch), then per event the sum over all of its trials
+    (_event_sums)."""
     n_events = offsets.shape[0] - 1
     has_feat = feat.shape[0] > 0
     for blk in prange((n_events + BLOCK - 1) // BLOCK):
@@ -174,64 +184,56 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
         iz = np.empty(n + PAD)
         lnz = np.empty(n + PAD)
         ln1mz = np.empty(n + PAD)
-        q = np.empty(n + PAD)
+        dd = np.empty(n + PAD)
+        ga = np.empty(n + PAD)
+        gb = np.empty(n + PAD)
         if has_feat:
             _fill_features(feat, tb, n, iz, lnz, ln1mz)
         else:
             _fill_compact(z, tb, n, iz, lnz, ln1mz)
-        for j in range(n):
-            q[j] = qB[np.uint64(tb + j)]
-        for j in range(n, n + PAD):         # padding: an accepted trial at z = 1/2, masked off
+        for j in range(n, n + PAD):         # padding: an accepted trial at z = 1/2, never summed
             iz[j] = 2.0
             lnz[j] = -0.6931471805599453
             ln1mz[j] = -0.6931471805599453
-            q[j] = -1.0
-        for i in range(i0, i1):
-            t0 = offsets[i]
-            t1 = offsets[i + 1]
-            h0 = 0
-            h1 = 0
-            if t1 > t0:
-                h0 = hadron[t0]
-                h1 = hadron[t1 - 1] + 1
-            for k in range(theta.shape[0]):
-                a = theta[k, COL_A]
-                b = theta[k, COL_B]
-                at_base = a == a_base and b == b_base
-                lw = 0.0
-                ga = 0.0
-                gb = 0.0
-                nc = 0.0
-                for h in range(h0, h1):
-                    c = h_cls[h]
-                    m = h_m[h]
-                    kc = table[c, 2]
-                    e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + table[c, 0], b * m, table[c, 1] + kc * b)
-                    if at_base:         # the very coefficients of the base: every ratio exactly 1
-                        e0 = h_base[h, 0]
-                        eI = h_base[h, 1]
-                        eL = h_base[h, 2]
-                        eM = h_base[h, 3]
-                    # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
-                    w, da, db, cp = _sampling_sums(h_start[h] - tb, h_start[h + 1] - tb, iz, lnz, ln1mz, q, e0, eI,
-                                                   eL, eM, h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3],
-                                                   gA0, gAM, m * gB0 + kc * gC0, -m, -kc, log_zhead)
-                    lw += w
-                    ga += da
-                    gb += db
-                    nc += cp
+        for k in range(theta.shape[0]):
+            a = theta[k, COL_A]
+            b = theta[k, COL_B]
+            at_base = a == a_base and b == b_base
+            h0 = hadron[tb] if n > 0 else 0
+            h1 = hadron[tb + n - 1] + 1 if n > 0 else 0
+            for h in range(h0, h1):
+                c = h_cls[h]
+                m = h_m[h]
+                kc = table[c, 2]
+                e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + table[c, 0], b * m, table[c, 1] + kc * b)
+                if at_base:         # the very coefficients of the base: every ratio exactly 1
+                    e0 = h_base[h, 0]
+                    eI = h_base[h, 1]
+                    eL = h_base[h, 2]
+                    eM = h_base[h, 3]
+                # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
+                j0 = h_start[h] - tb
+                j1 = h_start[h + 1] - tb
+                b0, bI, bL, bM = h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3]
+                gB0 = m * gB0 + kc * gC0
+                _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, -m, -kc,
+                                h_base[h, 4] != 0.0, dd, ga, gb)
+            for i in range(i0, i1):
+                lw, ga_i, gb_i, nc = _event_sums(offsets[i] - tb, offsets[i + 1] - tb, dd, ga, gb, qB, tb, log_zhead)
                 pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])
                 out_lw[k, i] = lw + pw
-                out_grad[k, i, COL_A] = ga
-                out_grad[k, i, COL_B] = gb
+                out_grad[k, i, COL_A] = ga_i
+                out_grad[k, i, COL_B] = gb_i
                 out_grad[k, i, COL_SIGMA] = gs
                 out_capped[k, i] = int(nc)
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
-def sampling_base_coeffs(h_m, h_cls, table, a_base, b_base, out):
-    """Per z sampling, once per batch: the coefficients (b0, bI, bL, bM) of log f_B(z) at the base point
-    (lund.log_f_coeffs)."""
+def sampling_base_coeffs(h_m, h_cls, h_start, z, table, a_base, b_base, out):
+    """Per z sampling, once per batch: out[h, :4] = the coefficients (b0, bI, bL, bM) of log f_B(z) at the
+    base point (lund.log_f_coeffs), and out[h, 4] = 1 if any trial of the sampling has |log f_B(z)| >
+    EXPMAX - 1, else 0: the kernel tests the base's clamp only where this flag is set (the margin of 1 is
+    far beyond any rounding of log f_B, so an unflagged sampling has no trial the clamp could touch)."""
     for h in prange(h_m.shape[0]):
         c = h_cls[h]
         kc = table[c, 2]
@@ -240,6 +242,13 @@ def sampling_base_coeffs(h_m, h_cls, table, a_base, b_base, out):
         out[h, 1] = bI
         out[h, 2] = bL
         out[h, 3] = bM
+        clamps = False          # may a trial's log f_B reach +-EXPMAX? (a margin of 1: rounding cannot matter)
+        for t in range(h_start[h], h_start[h + 1]):
+            x = z[t]
+            lnz, ln1mz = log_pair_core(x, 1.0 - x)      # the kernel's logs (vectorizable)
+            eb = b0 + bI / x + bL * lnz + bM * ln1mz
+            clamps |= abs(eb) > EXPMAX - 1.0
+        out[h, 4] = 1.0 if clamps else 0.0
 
 
 @njit(parallel=True, cache=True)

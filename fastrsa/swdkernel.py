@@ -26,6 +26,9 @@ that no select is needed in the loop; SPREAD slots, not one, so that these updat
 The sums are torch's cumsum, abs and sum (losses._swd_chunk) in the same order, so the loss is the same to
 rounding; the gradient differs from the backward cumsum only by the rounding of B_p - b_{i-1} (tested at
 1e-12 relative). `swd_mean` returns L_r = (1/P) sum_p S_rp [R] and, when asked, G_r = dL_r / dm [R, n_grad].
+
+The sort orders themselves come from `argsort_rows` (once, when the loss is built): a radix sort of each
+projection's float64 bits, in the order of a stable comparison sort bit for bit.
 """
 import numpy as np
 from llvmlite import ir
@@ -124,6 +127,71 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
             for t in range(T):
                 v += pair[t, j, 1]
             grad[r, j] = v / P
+
+
+_SIGN = np.uint64(1) << np.uint64(63)
+DIGIT = 16                                  # bits per radix pass: 4 passes over 64-bit keys
+_NB = 1 << DIGIT
+_MASK = np.uint64(_NB - 1)
+
+
+@njit(parallel=True, cache=True)
+def _argsort_rows(x, order, srt):
+    """Per row p: order[p] = the stable ascending argsort of x[p] and srt[p] = the sorted values, by a
+    least-significant-digit radix sort of the values' bits. A float64's bits, with the sign bit flipped for
+    a positive value and every bit flipped for a negative one, sort as unsigned integers in the order of
+    the values; -0.0 is first made +0.0, so that it ties with 0.0 as in a comparison sort. Every pass is
+    stable and the start is 0, 1, 2, ..., so ties keep their index order: the same order as a stable
+    comparison sort (torch.sort(stable=True)), bit for bit. The four digits' counts come from one pass;
+    a digit all values share is skipped. srt holds +0.0 for -0.0 (their differences are the same)."""
+    P, M = x.shape
+    for p in prange(P):
+        keys = np.empty(M, np.uint64)
+        k2 = np.empty(M, np.uint64)
+        idx = np.empty_like(order[p])
+        i2 = np.empty_like(order[p])
+        count = np.zeros((64 // DIGIT, _NB), np.int64)
+        bits = (x[p] + 0.0).view(np.uint64)
+        for i in range(M):
+            b = bits[i]
+            k = ~b if b >= _SIGN else b | _SIGN
+            keys[i] = k
+            idx[i] = i
+            for g in range(64 // DIGIT):
+                count[g, (k >> np.uint64(g * DIGIT)) & _MASK] += 1
+        for g in range(64 // DIGIT):
+            if count[g].max() == M:
+                continue
+            sh = np.uint64(g * DIGIT)
+            tot = 0
+            for d in range(_NB):
+                c = count[g, d]
+                count[g, d] = tot
+                tot += c
+            for i in range(M):
+                k = keys[i]
+                d = (k >> sh) & _MASK
+                pos = count[g, d]
+                count[g, d] = pos + 1
+                k2[pos] = k
+                i2[pos] = idx[i]
+            keys, k2 = k2, keys
+            idx, i2 = i2, idx
+        out = srt[p].view(np.uint64)
+        for i in range(M):
+            k = keys[i]
+            order[p, i] = idx[i]
+            out[i] = k ^ _SIGN if k >= _SIGN else ~k
+
+
+def argsort_rows(x: np.ndarray, index_dtype=np.int32):
+    """(order, sorted) of each row of x [P, M] float64: the stable ascending argsort (index_dtype) and the
+    sorted values, with torch.sort(x, stable=True)'s order bit for bit (_argsort_rows; rows in parallel)."""
+    x = np.ascontiguousarray(x, np.float64)
+    order = np.empty(x.shape, index_dtype)
+    srt = np.empty_like(x)
+    _argsort_rows(x, order, srt)
+    return order, srt
 
 
 def swd_mean(mass: np.ndarray, target_mass: np.ndarray | None, order: np.ndarray, du: np.ndarray,

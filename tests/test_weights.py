@@ -9,7 +9,7 @@ from numba import njit, prange
 import fastrsa
 from fastrsa import DatasetError, ParameterError
 from fastrsa.hadronization.batch import TrialBatch
-from fastrsa.hadronization.lund import base_log_f
+from fastrsa.hadronization.lund import log_f_and_grad
 from fastrsa.hadronization.reference import dataset_weights
 from fastrsa.params import BaseParams
 
@@ -227,7 +227,9 @@ def _base_terms(z, mt2, fprel, cls, table, a, b, log_zhead, out_lfb, out_lfB):
     """The reference's per-trial base terms: lfb = log f_B(z) and lfB = log F_B = lfb - log(fPrel zHead)."""
     for t in prange(z.shape[0]):
         c = cls[t]
-        lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
+        m = abs(mt2[t])         # log f_B(z) by the per-trial code, zMax recomputed for every trial
+        lf, _, _, _ = log_f_and_grad(a + table[c, 0], b * m, table[c, 1] + table[c, 2] * b, z[t], math.log(z[t]),
+                                     math.log1p(-z[t]))
         out_lfb[t] = lf
         out_lfB[t] = lf - math.log(fprel[t]) - log_zhead
 

@@ -27,9 +27,9 @@ class TrialBatch:
     flavour class (int8, a row of `table`) and h_base [H, 5], the coefficients of log f_B(z) = b0 + bI/z +
     bL log z + bM log(1 - z) at the base point (lund.log_f_coeffs, computed once) and a flag, 1 where some
     trial's log f_B comes within 1 of Pythia's clamp at -+EXPMAX (the CPU kernel tests the base's clamp only
-    there): 57 bytes per z sampling, about 3.1 per trial. An event's z samplings are consecutive, its trials' in order. Per event: int64
-    `offsets` into the trials, n_breaks and sum_pt2 (the pT weight depends on the pT records only through
-    these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
+    there): 57 bytes per z sampling, about 3.1 per trial. An event's z samplings are consecutive, its
+    trials' in order. Per event: int64 `offsets` into the trials, n_breaks and sum_pt2 (the pT weight
+    depends on the pT records only through these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
     exact).
     Flavour records (format 3, when the dataset has them): `flav` [N, 13] float64 (Pythia's flavour-choice
     counts per event; exact integers) and `flavour`, their base point; both None otherwise, and
@@ -180,7 +180,7 @@ class _Builder:
         self.qB = np.empty(n_trials, np.float64)
         self.hadron = np.empty(n_trials, np.int32)
         self.h_m, self.h_cls, self.offsets, self.n_br, self.s_pt2 = [], [], [np.zeros(1, np.int64)], [], []
-        self.h_start = []
+        self.h_start, self.h_base = [], []
         self.flav = []
         self.t, self.h, self.events = 0, 0, 0
 
@@ -195,19 +195,24 @@ class _Builder:
                                "the dataset is corrupt")
         c = flavour_class(np.asarray(id_old), np.asarray(id_new))
         b = self.base
+        new = z_samplings(trial_offsets, mt2, c)
+        first = np.flatnonzero(new)
+        h_m, h_cls = np.abs(mt2[first]), c[first]
         q = self.qB[t:t + n]
-        if cpu_kernels.base_odds(z, mt2, fprel, c, self.table, b.a, b.b, math.log(b.z_head), q) > 0:
+        h_base = np.empty((len(first), 5), np.float64)
+        cpu_kernels.sampling_base_coeffs(h_m, h_cls, self.table, b.a, b.b, h_base)
+        if cpu_kernels.sampling_base(z, mt2, fprel, np.append(first, n), h_m, h_cls, self.table, b.a, b.b,
+                                     math.log(b.z_head), q, h_base) > 0:
             k = int(np.argmax((mt2 < 0) & ~((q >= 0) & (q < np.inf))))
             raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
                                "but has f_B(z) >= fPrel zHead to double precision (acceptance >= 1); the records "
                                "do not match the dataset's base parameters")
         self.z[t:t + n] = z
-        new = z_samplings(trial_offsets, mt2, c)
-        first = np.flatnonzero(new)
         self.hadron[t:t + n] = np.cumsum(new, dtype=np.int64).astype(np.int32) - 1 + self.h
         self.h_start.append(first + t)
-        self.h_m.append(np.abs(mt2[first]))
-        self.h_cls.append(c[first])
+        self.h_m.append(h_m)
+        self.h_cls.append(h_cls)
+        self.h_base.append(h_base)
         n_br = np.empty(len(break_offsets) - 1)
         s_pt2 = np.empty(len(break_offsets) - 1)
         cpu_kernels.pt_sums(break_offsets, pt2, n_br, s_pt2)
@@ -233,10 +238,7 @@ class _Builder:
                       h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
                       n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
         arrays["h_start"] = np.concatenate(self.h_start + [np.array([t], np.int64)]).astype(np.int64)
-        h_base = np.empty((len(arrays["h_m"]), 5), np.float64)
-        cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], arrays["h_start"], arrays["z"], self.table,
-                                         self.base.a, self.base.b, h_base)
-        arrays["h_base"] = h_base
+        arrays["h_base"] = np.concatenate(self.h_base).reshape(-1, 5) if self.h_base else np.zeros((0, 5))
         flav = None
         if flavour is not None:
             flavour.check_reweightable(where="flavour base")

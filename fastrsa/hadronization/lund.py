@@ -211,11 +211,3 @@ def pt_log_weight(sigma, sigma_base, n_breaks, sum_pt2):
     lw = 2.0 * n_breaks * math.log(r) - 0.5 * (r2 - 1.0) * sum_pt2
     dlw = (-2.0 * n_breaks + sum_pt2 * r2) / sigma
     return lw, dlw
-
-
-@register_jitable
-def base_log_f(a, b, a_off, c0, kc, z, mt2):
-    """log f_B(z) at the base point (no gradient): used once per dataset."""
-    m = mt2 if mt2 > 0.0 else -mt2
-    lf, _, _, _ = log_f_and_grad(a + a_off, b * m, c0 + kc * b, z, math.log(z), math.log1p(-z))
-    return lf

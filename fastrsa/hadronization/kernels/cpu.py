@@ -39,7 +39,7 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
-from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, base_log_f, log_f_coeffs, pt_log_weight
+from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, log_f_coeffs, log_f_given, pt_log_weight, shape_constants
 from ..vmath import TINY, exp_core, log_core, log_pair_core
 
 BLOCK = 8       # events per parallel iteration: their trials' logs are computed in one vector loop
@@ -144,21 +144,51 @@ def _odds_of(lfB):
     return 1.0 / math.expm1(-lfB) if lfB < 0.0 else -1.0
 
 
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def sampling_base_coeffs(h_m, h_cls, table, a_base, b_base, out):
+    """Per z sampling, once per dataset: out[h, :4] = the coefficients (b0, bI, bL, bM) of log f_B(z) at the
+    base point (lund.log_f_coeffs, compiled as the kernel compiles it: at the base point the kernel uses
+    these very coefficients, so that every ratio there is exactly 1)."""
+    for h in prange(h_m.shape[0]):
+        c = h_cls[h]
+        kc = table[c, 2]
+        b0, bI, bL, bM, _, _, _, _ = log_f_coeffs(a_base + table[c, 0], b_base * h_m[h], table[c, 1] + kc * b_base)
+        out[h, 0] = b0
+        out[h, 1] = bI
+        out[h, 2] = bL
+        out[h, 3] = bM
+
+
 @njit(parallel=True, cache=True)
-def base_odds(z, mt2, fprel, cls, table, a, b, log_zhead, out):
-    """Per trial, once per dataset, in one pass: out = -1 for an accepted trial (mt2 > 0), else the odds
-    of the rejected trial, _odds_of(log F_B) with log F_B = log f_B(z) - log(fPrel zHead). Returns how many rejected trials have no valid odds (F_B >= 1, or so close to 1 that the odds
-    are infinite): the loader refuses those."""
+def sampling_base(z, mt2, fprel, first, h_m, h_cls, table, a, b, log_zhead, out_q, out_base):
+    """Once per dataset, per z sampling h (trials first[h] .. first[h + 1] - 1): per trial out_q = -1 for
+    an accepted trial (mt2 > 0), else the odds of the rejected trial, _odds_of(log F_B) with log F_B =
+    log f_B(z) - log(fPrel zHead); and out_base[h, 4] = 1 if some trial has |log f_B(z)| > EXPMAX - 1, else
+    0 (the CPU kernel tests the base's clamp only where it is set; out_base[h, :4]: sampling_base_coeffs).
+    log f_B here is Pythia's per-trial form (lund.log_f_given, clamped at +-EXPMAX), with zMax once per
+    sampling: the odds amplify log F_B's rounding by 1 / (1 - F_B), and this form rounds as Pythia's does
+    and as the reference does (no contracted multiply-adds here: the same bits as when zMax was recomputed
+    per trial). Returns how many rejected trials have no valid odds (F_B >= 1, or so close to 1 that the
+    odds are infinite): the loader refuses those."""
     bad = 0
-    for t in prange(z.shape[0]):
-        q = -1.0
-        if mt2[t] < 0.0:
-            c = cls[t]
-            lf = base_log_f(a, b, table[c, 0], table[c, 1], table[c, 2], z[t], mt2[t])
-            q = _odds_of(lf - math.log(fprel[t]) - log_zhead)
-            if not (q >= 0.0 and q < math.inf):
-                bad += 1
-        out[t] = q
+    for h in prange(h_m.shape[0]):
+        c = h_cls[h]
+        kc = table[c, 2]
+        A, B, C = a + table[c, 0], b * h_m[h], table[c, 1] + kc * b
+        zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC = shape_constants(A, B, C)
+        clamps = False
+        for t in range(first[h], first[h + 1]):
+            x = z[t]
+            lf = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, 1.0 / x, math.log(x),
+                             math.log1p(-x))[0]
+            clamps |= abs(lf) > EXPMAX - 1.0       # (lf is clamped) a margin of 1: no rounding comes near it
+            q = -1.0
+            if mt2[t] < 0.0:
+                q = _odds_of(lf - math.log(fprel[t]) - log_zhead)
+                if not (q >= 0.0 and q < math.inf):
+                    bad += 1
+            out_q[t] = q
+        out_base[h, 4] = 1.0 if clamps else 0.0
     return bad
 
 
@@ -171,7 +201,7 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
     Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`); then per point
     theta_k, first per z sampling h of the block (hadron[first trial] .. hadron[last trial], trials
     h_start[h] .. h_start[h + 1] - 1) the shape at theta (lund.log_f_coeffs; at the base: h_base, computed
-    once per batch by sampling_base_coeffs) and each trial's log-ratio and gradient of log f
+    once per batch by sampling_base) and each trial's log-ratio and gradient of log f
     (_sampling_terms, into the block's scratch), then per event the sum over all of its trials
     (_event_sums)."""
     n_events = offsets.shape[0] - 1
@@ -226,29 +256,6 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
                 out_grad[k, i, COL_B] = gb_i
                 out_grad[k, i, COL_SIGMA] = gs
                 out_capped[k, i] = int(nc)
-
-
-@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
-def sampling_base_coeffs(h_m, h_cls, h_start, z, table, a_base, b_base, out):
-    """Per z sampling, once per batch: out[h, :4] = the coefficients (b0, bI, bL, bM) of log f_B(z) at the
-    base point (lund.log_f_coeffs), and out[h, 4] = 1 if any trial of the sampling has |log f_B(z)| >
-    EXPMAX - 1, else 0: the kernel tests the base's clamp only where this flag is set (the margin of 1 is
-    far beyond any rounding of log f_B, so an unflagged sampling has no trial the clamp could touch)."""
-    for h in prange(h_m.shape[0]):
-        c = h_cls[h]
-        kc = table[c, 2]
-        b0, bI, bL, bM, _, _, _, _ = log_f_coeffs(a_base + table[c, 0], b_base * h_m[h], table[c, 1] + kc * b_base)
-        out[h, 0] = b0
-        out[h, 1] = bI
-        out[h, 2] = bL
-        out[h, 3] = bM
-        clamps = False          # may a trial's log f_B reach +-EXPMAX? (a margin of 1: rounding cannot matter)
-        for t in range(h_start[h], h_start[h + 1]):
-            x = z[t]
-            lnz, ln1mz = log_pair_core(x, 1.0 - x)      # the kernel's logs (vectorizable)
-            eb = b0 + bI / x + bL * lnz + bM * ln1mz
-            clamps |= abs(eb) > EXPMAX - 1.0
-        out[h, 4] = 1.0 if clamps else 0.0
 
 
 @njit(parallel=True, cache=True)

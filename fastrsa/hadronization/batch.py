@@ -180,7 +180,7 @@ class _Builder:
         self.qB = np.empty(n_trials, np.float64)
         self.hadron = np.empty(n_trials, np.int32)
         self.h_m, self.h_cls, self.offsets, self.n_br, self.s_pt2 = [], [], [np.zeros(1, np.int64)], [], []
-        self.h_start, self.h_base = [], []
+        self.h_start, self.h_flag = [], []
         self.flav = []
         self.t, self.h, self.events = 0, 0, 0
 
@@ -199,10 +199,9 @@ class _Builder:
         first = np.flatnonzero(new)
         h_m, h_cls = np.abs(mt2[first]), c[first]
         q = self.qB[t:t + n]
-        h_base = np.empty((len(first), 5), np.float64)
-        cpu_kernels.sampling_base_coeffs(h_m, h_cls, self.table, b.a, b.b, h_base)
+        flag = np.empty(len(first), np.int8)
         if cpu_kernels.sampling_base(z, mt2, fprel, np.append(first, n), h_m, h_cls, self.table, b.a, b.b,
-                                     math.log(b.z_head), q, h_base) > 0:
+                                     math.log(b.z_head), q, flag) > 0:
             k = int(np.argmax((mt2 < 0) & ~((q >= 0) & (q < np.inf))))
             raise DatasetError(f"fprel: trial {k} (event {self.events + _event_of(trial_offsets, k)}) is rejected "
                                "but has f_B(z) >= fPrel zHead to double precision (acceptance >= 1); the records "
@@ -212,7 +211,7 @@ class _Builder:
         self.h_start.append(first + t)
         self.h_m.append(h_m)
         self.h_cls.append(h_cls)
-        self.h_base.append(h_base)
+        self.h_flag.append(flag)
         n_br = np.empty(len(break_offsets) - 1)
         s_pt2 = np.empty(len(break_offsets) - 1)
         cpu_kernels.pt_sums(break_offsets, pt2, n_br, s_pt2)
@@ -238,7 +237,10 @@ class _Builder:
                       h_m=cat(self.h_m, np.float64), h_cls=cat(self.h_cls, np.int8), table=self.table,
                       n_breaks=cat(self.n_br, np.float64), sum_pt2=cat(self.s_pt2, np.float64))
         arrays["h_start"] = np.concatenate(self.h_start + [np.array([t], np.int64)]).astype(np.int64)
-        arrays["h_base"] = np.concatenate(self.h_base).reshape(-1, 5) if self.h_base else np.zeros((0, 5))
+        h_base = np.empty((len(arrays["h_m"]), 5), np.float64)
+        cpu_kernels.sampling_base_coeffs(arrays["h_m"], arrays["h_cls"], self.table, self.base.a, self.base.b, h_base)
+        h_base[:, 4] = cat(self.h_flag, np.int8)
+        arrays["h_base"] = h_base
         flav = None
         if flavour is not None:
             flavour.check_reweightable(where="flavour base")

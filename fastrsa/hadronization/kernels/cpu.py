@@ -160,11 +160,11 @@ def sampling_base_coeffs(h_m, h_cls, table, a_base, b_base, out):
 
 
 @njit(parallel=True, cache=True)
-def sampling_base(z, mt2, fprel, first, h_m, h_cls, table, a, b, log_zhead, out_q, out_base):
+def sampling_base(z, mt2, fprel, first, h_m, h_cls, table, a, b, log_zhead, out_q, out_flag):
     """Once per dataset, per z sampling h (trials first[h] .. first[h + 1] - 1): per trial out_q = -1 for
     an accepted trial (mt2 > 0), else the odds of the rejected trial, _odds_of(log F_B) with log F_B =
-    log f_B(z) - log(fPrel zHead); and out_base[h, 4] = 1 if some trial has |log f_B(z)| > EXPMAX - 1, else
-    0 (the CPU kernel tests the base's clamp only where it is set; out_base[h, :4]: sampling_base_coeffs).
+    log f_B(z) - log(fPrel zHead); and out_flag[h] = 1 if some trial has |log f_B(z)| > EXPMAX - 1, else 0
+    (h_base[h, 4]: the CPU kernel tests the base's clamp only where it is set).
     log f_B here is Pythia's per-trial form (lund.log_f_given, clamped at +-EXPMAX), with zMax once per
     sampling: the odds amplify log F_B's rounding by 1 / (1 - F_B), and this form rounds as Pythia's does
     and as the reference does (no contracted multiply-adds here: the same bits as when zMax was recomputed
@@ -188,7 +188,7 @@ def sampling_base(z, mt2, fprel, first, h_m, h_cls, table, a, b, log_zhead, out_
                 if not (q >= 0.0 and q < math.inf):
                     bad += 1
             out_q[t] = q
-        out_base[h, 4] = 1.0 if clamps else 0.0
+        out_flag[h] = 1 if clamps else 0
     return bad
 
 

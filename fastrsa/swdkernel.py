@@ -140,10 +140,12 @@ def _argsort_rows(x, order, srt):
     """Per row p: order[p] = the stable ascending argsort of x[p] and srt[p] = the sorted values, by a
     least-significant-digit radix sort of the values' bits. A float64's bits, with the sign bit flipped for
     a positive value and every bit flipped for a negative one, sort as unsigned integers in the order of
-    the values; -0.0 is first made +0.0, so that it ties with 0.0 as in a comparison sort. Every pass is
-    stable and the start is 0, 1, 2, ..., so ties keep their index order: the same order as a stable
-    comparison sort (torch.sort(stable=True)), bit for bit. The four digits' counts come from one pass;
-    a digit all values share is skipped. srt holds +0.0 for -0.0 (their differences are the same)."""
+    the values; -0.0 is first made +0.0, so that it ties with 0.0 as in a comparison sort, and every NaN
+    one positive NaN, so that NaNs come last in index order as torch sorts them. Every pass is stable and
+    the start is 0, 1, 2, ..., so ties keep their index order: the same order as a stable comparison sort
+    (torch.sort(stable=True)), bit for bit. The four digits' counts come from one pass; a digit all values
+    share is skipped. srt holds +0.0 for -0.0 and that one NaN for any NaN (the differences of the sorted
+    values are the same)."""
     P, M = x.shape
     for p in prange(P):
         keys = np.empty(M, np.uint64)
@@ -151,7 +153,11 @@ def _argsort_rows(x, order, srt):
         idx = np.empty_like(order[p])
         i2 = np.empty_like(order[p])
         count = np.zeros((64 // DIGIT, _NB), np.int64)
-        bits = (x[p] + 0.0).view(np.uint64)
+        v = np.empty(M)
+        for i in range(M):
+            y = x[p, i] + 0.0                   # -0.0 -> +0.0
+            v[i] = np.nan if y != y else y      # every NaN one positive NaN: last, in index order
+        bits = v.view(np.uint64)
         for i in range(M):
             b = bits[i]
             k = ~b if b >= _SIGN else b | _SIGN
@@ -186,7 +192,8 @@ def _argsort_rows(x, order, srt):
 
 def argsort_rows(x: np.ndarray, index_dtype=np.int32):
     """(order, sorted) of each row of x [P, M] float64: the stable ascending argsort (index_dtype) and the
-    sorted values, with torch.sort(x, stable=True)'s order bit for bit (_argsort_rows; rows in parallel)."""
+    sorted values, with torch.sort(x, stable=True)'s order bit for bit, NaNs last (_argsort_rows; rows in
+    parallel). The sorted values hold +0.0 for -0.0 and np.nan for any NaN."""
     x = np.ascontiguousarray(x, np.float64)
     order = np.empty(x.shape, index_dtype)
     srt = np.empty_like(x)

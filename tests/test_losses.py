@@ -220,8 +220,8 @@ def test_forward_does_not_sort(samples, monkeypatch):
 def test_radix_argsort_gives_the_stable_comparison_sort_bit_for_bit():
     """The sliced Wasserstein loss sorts its projections with swdkernel.argsort_rows (a radix sort on the
     values' bits): the order must be torch.sort(stable=True)'s exactly, ties (many here, as for a
-    multiplicity), -0.0 beside 0.0, infinities, subnormals and negative values included, and the sorted
-    values' differences the same. The loss's own order and gaps are compared too."""
+    multiplicity), -0.0 beside 0.0, infinities, subnormals, NaNs and negative values included, and the
+    sorted values' differences the same (in the rows without inf or NaN). The loss's own order and gaps are compared too."""
     from fastrsa.swdkernel import argsort_rows
     rng = np.random.default_rng(7)
     M = 5000
@@ -232,13 +232,15 @@ def test_radix_argsort_gives_the_stable_comparison_sort_bit_for_bit():
     x[2, :12] = [np.inf, -np.inf, 1e-320, -1e-320, 5e-324, -5e-324, 1e308, -1e308, 3.0, -3.0, 0.0, -0.0]
     x[3] = -np.abs(x[3])                                        # negative values only
     x[4] = 1.0 + rng.integers(0, 3, M) * 2.0 ** -52             # differences in the last bit only
+    nans = np.array([0x7FF8000000000001, 0x7FF8000000000000, 0xFFF8000000000000], np.uint64).view(np.float64)
+    x[2, 20:23] = nans                                          # NaN payloads and a negative NaN: last, in order
     for dtype, tdtype in ((np.int32, torch.int32), (np.int64, torch.int64)):
         order, srt = argsort_rows(x, dtype)
         ref_srt, ref_order = torch.sort(torch.from_numpy(x), dim=1, stable=True)
         assert order.dtype == dtype
         assert np.array_equal(order, ref_order.numpy())
-        assert np.array_equal(srt, ref_srt.numpy())              # (-0.0 == 0.0)
-        assert np.array_equal(np.diff(srt, axis=1), np.diff(ref_srt.numpy(), axis=1))
+        assert np.array_equal(srt, ref_srt.numpy(), equal_nan=True)      # (-0.0 == 0.0)
+        assert np.array_equal(np.diff(srt[[0, 1, 3, 4]], axis=1), np.diff(ref_srt.numpy()[[0, 1, 3, 4]], axis=1))
     y = rng.normal(size=(300, 2))
     loss = SlicedWasserstein(y[:150], y[150:], n_projections=6)
     proj = (torch.from_numpy(loss._u) @ loss.directions.T).T

@@ -403,7 +403,7 @@ def test_rejected_trials_with_acceptance_near_one(device):
 
     from fastrsa.hadronization.kernels.cpu import _odds_of
     lf = np.array([-1.3e-17, -1e-300, -0.7, 1.0])
-    q = np.array([njit(_odds_of)(x) for x in lf])           # compiled, as the loader's base_odds runs it
+    q = np.array([njit(_odds_of)(x) for x in lf])           # compiled, as the loader's sampling_base runs it
     np.testing.assert_allclose(q[:3], [1 / math.expm1(1.3e-17), 1e300, 1 / math.expm1(0.7)], rtol=1e-15)
     assert q[3] == -1.0                             # accepted
 

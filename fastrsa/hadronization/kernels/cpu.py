@@ -60,7 +60,8 @@ def _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, gA0,
     log f_theta, into dd, ga, gb. log f_theta = e0 + eI/z + eL log z + eM log(1 - z) (lund.log_f_coeffs),
     log f_B the same with b0..bM, each clamped to +-EXPMAX; d is formed from differences of coefficients
     (exactly 0 at the base point) unless either is clamped. Runs in whole vectors past j1: the next
-    sampling overwrites what it writes there."""
+    sampling overwrites what it writes there (the block's last sampling writes into the scratch's padding,
+    which nothing reads)."""
     d0 = e0 - b0
     dI = eI - bI
     dL = eL - bL
@@ -201,7 +202,7 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
     Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`); then per point
     theta_k, first per z sampling h of the block (hadron[first trial] .. hadron[last trial], trials
     h_start[h] .. h_start[h + 1] - 1) the shape at theta (lund.log_f_coeffs; at the base: h_base, computed
-    once per batch by sampling_base) and each trial's log-ratio and gradient of log f
+    once per batch by sampling_base_coeffs) and each trial's log-ratio and gradient of log f
     (_sampling_terms, into the block's scratch), then per event the sum over all of its trials
     (_event_sums)."""
     n_events = offsets.shape[0] - 1

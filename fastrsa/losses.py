@@ -225,7 +225,7 @@ class SlicedWasserstein(torch.nn.Module):
         directions at a time: what is held besides the result is one chunk's projections, sorted values
         and order (at 2e6 events and 8 directions 0.4 GB; all 128 at once were 8 GB more at the peak). The
         sort is swdkernel.argsort_rows, a radix sort with torch.sort(stable=True)'s order bit for bit
-        (1.4-2x faster at 2e6 events)."""
+        (1.2-2x faster at 2e6 events on the 2-core VM: asv_bench/README.md)."""
         d = torch.randn(self.n_projections, self._u.shape[1], generator=self.generator, dtype=torch.float64)
         self.directions = d / d.norm(dim=1, keepdim=True)
         u = torch.from_numpy(self._u)

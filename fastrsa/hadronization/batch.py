@@ -29,8 +29,8 @@ class TrialBatch:
     trial's log f_B comes within 1 of Pythia's clamp at -+EXPMAX (the CPU kernel tests the base's clamp only
     there): 57 bytes per z sampling, about 3.1 per trial. An event's z samplings are consecutive, its
     trials' in order. Per event: int64 `offsets` into the trials, n_breaks and sum_pt2 (the pT weight
-    depends on the pT records only through these). log f_B(z) and zMax at theta are recomputed by the kernels (docs/weights.md says why this is
-    exact).
+    depends on the pT records only through these). log f_B(z) and zMax at theta are recomputed by the
+    kernels (docs/weights.md says why this is exact).
     Flavour records (format 3, when the dataset has them): `flav` [N, 13] float64 (Pythia's flavour-choice
     counts per event; exact integers) and `flavour`, their base point; both None otherwise, and
     `flavour_missing` then says why (the one-line error a flavour parameter gets).

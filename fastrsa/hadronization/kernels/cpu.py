@@ -226,12 +226,12 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
             iz[j] = 2.0
             lnz[j] = -0.6931471805599453
             ln1mz[j] = -0.6931471805599453
+        h0 = hadron[tb] if n > 0 else 0             # the block's z samplings
+        h1 = hadron[tb + n - 1] + 1 if n > 0 else 0
         for k in range(theta.shape[0]):
             a = theta[k, COL_A]
             b = theta[k, COL_B]
             at_base = a == a_base and b == b_base
-            h0 = hadron[tb] if n > 0 else 0
-            h1 = hadron[tb + n - 1] + 1 if n > 0 else 0
             for h in range(h0, h1):
                 c = h_cls[h]
                 m = h_m[h]

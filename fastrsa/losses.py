@@ -235,10 +235,9 @@ class SlicedWasserstein(torch.nn.Module):
         du = torch.empty(P, M - 1, dtype=torch.float64)
         for s in range(0, P, chunk):
             proj = (u @ self.directions[s:s + chunk].T).T.contiguous()      # [chunk, M]
-            idx, srt = argsort_rows(proj.numpy(), order.numpy().dtype)      # torch.sort(stable=True)'s order
+            # torch.sort(stable=True)'s order, and the gaps (torch.diff of the sorted values) from the same pass
+            argsort_rows(proj.numpy(), order=order[s:s + chunk].numpy(), gaps=du[s:s + chunk].numpy())
             del proj
-            order[s:s + chunk] = torch.from_numpy(idx)
-            torch.diff(torch.from_numpy(srt), dim=1, out=du[s:s + chunk])
         dev = self.order.device
         self.order = order.to(dev)
         self.du = du.to(dev)

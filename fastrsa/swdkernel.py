@@ -136,8 +136,9 @@ _MASK = np.uint64(_NB - 1)
 
 
 @njit(parallel=True, cache=True)
-def _argsort_rows(x, order, srt):
-    """Per row p: order[p] = the stable ascending argsort of x[p] and srt[p] = the sorted values, by a
+def _argsort_rows(x, order, srt, gaps):
+    """Per row p: order[p] = the stable ascending argsort of x[p] and srt[p] = the sorted values (and, when
+    gaps has M - 1 columns, gaps[p, i] = srt[p, i + 1] - srt[p, i], torch.diff's bits), by a
     least-significant-digit radix sort of the values' bits. A float64's bits, with the sign bit flipped for
     a positive value and every bit flipped for a negative one, sort as unsigned integers in the order of
     the values; -0.0 is first made +0.0, so that it ties with 0.0 as in a comparison sort, and every NaN
@@ -188,17 +189,29 @@ def _argsort_rows(x, order, srt):
             k = keys[i]
             order[p, i] = idx[i]
             out[i] = k ^ _SIGN if k >= _SIGN else ~k
+        if gaps.shape[1] == M - 1:
+            for i in range(M - 1):
+                gaps[p, i] = srt[p, i + 1] - srt[p, i]
 
 
-def argsort_rows(x: np.ndarray, index_dtype=np.int32):
+def argsort_rows(x: np.ndarray, index_dtype=np.int32, order: np.ndarray | None = None,
+                 gaps: np.ndarray | None = None):
     """(order, sorted) of each row of x [P, M] float64: the stable ascending argsort (index_dtype) and the
     sorted values, with torch.sort(x, stable=True)'s order bit for bit, NaNs last (_argsort_rows; rows in
-    parallel). The sorted values hold +0.0 for -0.0 and np.nan for any NaN."""
+    parallel). The sorted values hold +0.0 for -0.0 and np.nan for any NaN. With `order` [P, M] and `gaps`
+    [P, M - 1] (C-contiguous arrays to fill, e.g. views of a loss's buffers): the order is written there,
+    and the gaps between consecutive sorted values in the same pass (np.diff of the sorted rows, bit for
+    bit); returns (order, gaps)."""
     x = np.ascontiguousarray(x, np.float64)
-    order = np.empty(x.shape, index_dtype)
     srt = np.empty_like(x)
-    _argsort_rows(x, order, srt)
-    return order, srt
+    if gaps is None:
+        order = np.empty(x.shape, index_dtype)
+        _argsort_rows(x, order, srt, np.empty((x.shape[0], 0)))
+        return order, srt
+    if order is None or order.shape != x.shape or gaps.shape != (x.shape[0], x.shape[1] - 1):
+        raise ValueError(f"order and gaps: need shapes {x.shape} and {(x.shape[0], x.shape[1] - 1)}")
+    _argsort_rows(x, order, srt, gaps)
+    return order, gaps
 
 
 def swd_mean(mass: np.ndarray, target_mass: np.ndarray | None, order: np.ndarray, du: np.ndarray,

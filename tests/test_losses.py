@@ -241,6 +241,9 @@ def test_radix_argsort_gives_the_stable_comparison_sort_bit_for_bit():
         assert np.array_equal(order, ref_order.numpy())
         assert np.array_equal(srt, ref_srt.numpy(), equal_nan=True)      # (-0.0 == 0.0)
         assert np.array_equal(np.diff(srt[[0, 1, 3, 4]], axis=1), np.diff(ref_srt.numpy()[[0, 1, 3, 4]], axis=1))
+        o2, g2 = np.empty_like(order), np.empty((5, M - 1))      # into given arrays, with the gaps from one pass
+        assert argsort_rows(x, order=o2, gaps=g2)[1] is g2
+        assert np.array_equal(o2, order) and np.array_equal(g2, np.diff(srt, axis=1), equal_nan=True)
     y = rng.normal(size=(300, 2))
     loss = SlicedWasserstein(y[:150], y[150:], n_projections=6)
     proj = (torch.from_numpy(loss._u) @ loss.directions.T).T

@@ -89,9 +89,11 @@ class TrialBatch:
         return dataclasses.replace(self, feat=torch.from_numpy(feat).to(self.device))
 
     @classmethod
-    def from_dataset(cls, ds, device="cpu") -> "TrialBatch":
+    def from_dataset(cls, ds, device="cpu", prefetch: bool = True) -> "TrialBatch":
         """Shard by shard, reading only the trial and break columns: the peak while loading is the batch
-        itself plus one shard's columns, never a second copy of the whole dataset."""
+        itself plus two shards' columns (the next one is read while this one is processed), never a second
+        copy of the whole dataset. `prefetch=False` reads each shard only when the last one is done (one
+        shard's columns held)."""
         if len(ds) == 0:
             raise DatasetError(f"{ds.path}: holds no events; there is nothing to reweight (generate events "
                                "into it first)")
@@ -99,7 +101,7 @@ class TrialBatch:
         flavour, missing = _flavour_of(ds.meta, str(ds.path))
         builder = _Builder(ds.base, ds.n_trials())
         groups = ("trials", "breaks", "flavour") if flavour is not None else ("trials", "breaks")
-        for fv in ds.iter_flat(groups=groups):
+        for fv in ds.iter_flat(groups=groups, prefetch=prefetch):      # the next shard is read meanwhile
             builder.add(fv.offsets["trials"], fv["z"], fv["fprel"], fv["mt2"], fv["id_old"], fv["id_new"],
                         fv.offsets["breaks"], fv["pt2"],
                         flav_counts=None if flavour is None else _counts_of(fv, str(ds.path)))

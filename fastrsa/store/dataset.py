@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -135,11 +136,24 @@ class Dataset:
             total += sum(md.row_group(r).column(col).num_values for r in range(md.num_row_groups))
         return int(total)
 
-    def iter_flat(self, groups=("trials", "breaks", "hadrons")) -> Iterator[FlatView]:
+    def iter_flat(self, groups=("trials", "breaks", "hadrons"), prefetch: bool = False) -> Iterator[FlatView]:
         """One FlatView per shard, in order, reading only the columns of `groups`: what a job that
-        consumes the dataset shard by shard holds at a time."""
-        for shard in self.shards:
-            yield self._flat_of(_read(shard, self._columns(groups)), groups)
+        consumes the dataset shard by shard holds at a time. With `prefetch`, the next shard is read and
+        decoded in a background thread while the caller works on this one (pyarrow releases the GIL), so
+        two shards' columns are held at a time."""
+        cols = self._columns(groups)
+        if not prefetch or len(self.shards) < 2:
+            for shard in self.shards:
+                yield self._flat_of(_read(shard, cols), groups)
+            return
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_read, self.shards[0], cols)
+            for k in range(len(self.shards)):
+                table = pending.result()
+                if k + 1 < len(self.shards):
+                    pending = pool.submit(_read, self.shards[k + 1], cols)
+                yield self._flat_of(table, groups)
+                del table
 
     def _columns(self, groups) -> list:
         have = set(columns_of_version(self.format_version))

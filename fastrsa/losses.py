@@ -74,10 +74,11 @@ class _FusedSwd(torch.autograd.Function):
     """(1/P) sum_p S_rp [R] (fastrsa.swdkernel) on the CPU, for the normalized simulated weights ws [R, N]
     and target weights wt [R, N_target] (masses ws, then -wt, in the sort order's numbering). The gradient
     comes from the same sweep and is kept for backward; the target's only when it is asked for. A target
-    whose masses are all one constant (unweighted) is passed to the kernel as that constant."""
+    whose masses are all one constant (unweighted) is passed to the kernel as that constant and, when a
+    gradient is taken, swept over the runs that `runs()` returns (swdkernel.sweep_runs)."""
 
     @staticmethod
-    def forward(ctx, ws, wt, order, du):
+    def forward(ctx, ws, wt, order, du, runs=None):
         from .swdkernel import swd_mean
         want_ws, want_wt = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         n = ws.shape[-1]
@@ -88,8 +89,11 @@ class _FusedSwd(torch.autograd.Function):
             mass = ws.detach().contiguous()
             tmass = (-flat[:1].reshape(1, 1).expand(len(mass), 1) if bool((flat == flat[0]).all())
                      else -wt.detach()).contiguous()
+        want = want_ws or want_wt
+        # An unweighted target with a gradient to take (a fit's steps): the sweep over runs (swdkernel)
+        use_runs = runs is not None and want and tmass is not None and tmass.shape[1] == 1
         loss, grad = swd_mean(mass.numpy(), None if tmass is None else tmass.numpy(), order.numpy(), du.numpy(),
-                              want_ws or want_wt)
+                              want, runs() if use_runs else None)
         if grad is not None:
             ctx.save_for_backward(torch.from_numpy(grad))
         ctx.n = n
@@ -103,7 +107,7 @@ class _FusedSwd(torch.autograd.Function):
         n = ctx.n
         g_ws = grad[:, :n] if ctx.needs_input_grad[0] else None
         g_wt = -grad[:, n:] if ctx.needs_input_grad[1] else None
-        return g_ws, g_wt, None, None
+        return g_ws, g_wt, None, None, None
 
 
 def per_count(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -194,13 +198,17 @@ class SlicedWasserstein(torch.nn.Module):
     On the CPU the sums over sorted events run in one fused numba kernel (fastrsa.swdkernel: no
     [rows, directions, events] intermediate); elsewhere, or with `fused=False`, in torch, in chunks of
     directions. Both give the same loss and gradient (tested). The sort order is kept as int32 when the
-    events allow (half the memory of int64: 2 GB less at 2e6 + 2e6 events and 128 directions).
+    events allow (half the memory of int64: 2 GB less at 2e6 + 2e6 events and 128 directions). With an
+    unweighted target and a gradient to take (a fit's steps), the fused sweep visits only the simulated
+    events, folding the target events between them into runs (`runs=True`, the default: 1.5x faster at
+    1e6 + 1e6 events, for 24 more bytes per simulated event and direction; fastrsa.swdkernel).
     """
 
     def __init__(self, sim_values, target_values, target_weights=None, n_projections: int = 128, seed: int = 0,
-                 fused: bool = True):
+                 fused: bool = True, runs: bool = True):
         super().__init__()
         self.fused = fused
+        self.runs = runs
         x = _check_values(sim_values, "sim_values")
         y = _check_values(target_values, "target_values")
         x, y = (v[:, None] if v.ndim == 1 else v for v in (x, y))
@@ -241,6 +249,16 @@ class SlicedWasserstein(torch.nn.Module):
         dev = self.order.device
         self.order = order.to(dev)
         self.du = du.to(dev)
+        self._runs = None
+
+    def _sweep_runs(self) -> tuple:
+        """The sort order as runs of target events after each simulated one (swdkernel.sweep_runs), made
+        on first use by the fused sweep with an unweighted target and kept until resample(): 24 bytes per
+        simulated event and direction (3.1 GB at 1e6 simulated events and 128 directions)."""
+        if self._runs is None:
+            from .swdkernel import sweep_runs
+            self._runs = sweep_runs(self.order.numpy(), self.du.numpy(), self.n_sim)
+        return self._runs
 
     def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None, counts=None,
                 chunk: int = 32) -> torch.Tensor:
@@ -250,7 +268,7 @@ class SlicedWasserstein(torch.nn.Module):
         ws, wt = ws.expand(*shape, ws.shape[-1]), wt.expand(*shape, wt.shape[-1])
         if self.fused and ws.device.type == "cpu":
             return _FusedSwd.apply(ws.reshape(-1, ws.shape[-1]), wt.reshape(-1, wt.shape[-1]), self.order,
-                                   self.du).reshape(shape)
+                                   self.du, self._sweep_runs if self.runs else None).reshape(shape)
         mass = torch.cat([ws, -wt], -1)
         total = 0.0
         # Chunks of directions bound the [..., P, M] intermediates: at most CHUNK_ELEMENTS per chunk whatever

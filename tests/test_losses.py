@@ -85,7 +85,9 @@ def test_fused_sliced_wasserstein_equals_the_torch_path():
             torch.testing.assert_close(loss(W, q), got[False][0], rtol=1e-12, atol=0)
     # The same sample on both sides: the cumulative mass returns to exactly 0 after every pair of tied events,
     # with a gap after it: sign(0) = 0 (torch's gradient of |c| at 0) is then what the gradient holds.
-    same = SlicedWasserstein(X, X, n_projections=9, seed=2)
+    # (The merged sweep: the sweep over runs may take a one-sided derivative there, see
+    # test_swd_sweep_over_runs_equals_the_merged_sweep.)
+    same = SlicedWasserstein(X, X, n_projections=9, seed=2, runs=False)
     W = torch.ones(300, dtype=torch.float64, requires_grad=True)
     grads = []
     for fused in (True, False):
@@ -296,3 +298,55 @@ def test_sliced_wasserstein_chunks_bound_memory_and_change_nothing(samples, monk
     g_small, = torch.autograd.grad(small.sum(), ws)
     torch.testing.assert_close(small, ref, rtol=1e-13, atol=0)
     torch.testing.assert_close(g_small, g_ref, rtol=1e-12, atol=1e-15)
+
+
+def test_swd_sweep_over_runs_equals_the_merged_sweep():
+    """With an unweighted target the fit's sweep folds each run of target events between two simulated ones
+    into one step where the cumulative mass keeps its sign, and sums event by event where it reaches or
+    crosses 0 (swdkernel._sums_and_grad_runs): the same loss and gradient as the merged sweep to rounding, for
+    target-heavy, simulation-heavy and one-event samples, ties, rows with different constants, and a sample
+    compared with itself (the cumulative mass returns to exactly 0: a kink, where the two sweeps may take different
+    derivatives, each a subgradient of the convex sum). Both kinds of run occur."""
+    from fastrsa.swdkernel import argsort_rows, swd_mean, sweep_runs
+    rng = np.random.default_rng(3)
+    cases = [(300, 250, False), (40, 600, False), (600, 40, False), (300, 250, True), (1, 30, False), (30, 1, False)]
+    for G, NT, ties in cases + [(300, 300, "same")]:
+        x = rng.normal(size=(G + NT, 3))
+        if ties == "same":
+            x[G:] = x[:G] = np.round(x[:G] * 2)
+        elif ties:
+            x = np.round(x * 2)
+        order, srt = argsort_rows(rng.normal(size=(7, 3)) @ x.T)
+        du = np.diff(srt, axis=1)
+        runs = sweep_runs(order, du, G)
+        assert np.all(runs[1] >= 0) and runs[1].sum(1).tolist() == (NT - runs[4]).tolist()
+        mass = np.full((1, G), 1.0 / G) if ties == "same" else rng.exponential(size=(3, G))
+        mass /= mass.sum(1, keepdims=True)
+        tm = -np.array([[1.0], [0.5], [2.0]])[:len(mass)] / NT
+        want_l, want_g = swd_mean(mass, tm, order, du, True)
+        got_l, got_g = swd_mean(mass, tm, order, du, True, runs)
+        if ties == "same":          # S >= 0 = S(mass) everywhere: each gradient g must satisfy S(m + h) >= g . h
+            assert want_l[0] < 1e-13 and got_l[0] < 1e-13
+            for _ in range(200):
+                h = rng.normal(size=(1, G)) * 1e-3
+                lh = swd_mean(mass + h, tm, order, du, False)[0][0]
+                assert lh >= float(got_g[0] @ h[0]) - 1e-13 and lh >= float(want_g[0] @ h[0]) - 1e-13
+            continue
+        np.testing.assert_allclose(got_l, want_l, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(got_g, want_g, rtol=1e-12, atol=1e-13 * np.abs(want_g).max())
+        if (G, NT) == (300, 250) and not ties:      # both kinds of run: c keeps its sign, and c changes sign
+            c = np.cumsum(np.where(order[0] < G, mass[0][np.minimum(order[0], G - 1)], tm[0, 0]))
+            k = np.flatnonzero(order[0] < G)
+            ends = np.append(k[1:] - 1, len(c) - 1)
+            flips = np.sign(c[k]) != np.sign(c[ends])
+            assert flips.sum() >= 5 and (~flips & (runs[1][0] > 0)).sum() >= 50
+    # The loss module takes this path in a fit's step (an unweighted target, a gradient to take).
+    X, Y = rng.normal(size=(200, 2)), rng.normal(0.2, 1, size=(150, 2))
+    loss = SlicedWasserstein(X, Y, n_projections=6)
+    W = torch.tensor(rng.exponential(size=200), requires_grad=True)
+    g_runs = torch.autograd.grad(loss(W), W)[0]
+    assert loss._runs is not None and loss._runs[0].shape == (6, 200)
+    loss.fused = False
+    torch.testing.assert_close(g_runs, torch.autograd.grad(loss(W), W)[0], rtol=1e-12, atol=1e-16)
+    loss.resample()
+    assert loss._runs is None                       # new directions: new runs, made on first use

@@ -85,8 +85,8 @@ def test_classifier_and_bootstrap(tiny, tmp_path, capsys):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    rc, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--events", 1500, "--steps", 30,
-                       "--replicas", 16, "--grid", 3, "--quiet")
+    rc, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--events", 800, "--steps", 15,
+                       "--replicas", 8, "--grid", 2, "--quiet")
     assert rc == 0, err
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert {"truth_in_95", "validation", "fit"} <= set(summary)

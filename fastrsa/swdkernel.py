@@ -72,6 +72,23 @@ def _prefetch(typingctx, arr, i, j):
     return types.void(arr, i, j), codegen
 
 
+@njit(inline="always")
+def _grad_row(r, btot, pair, grad):
+    """Row r's gradient from a sweep's per-thread accumulators (pair[:, :, 1], each event's -b_{i-1} summed
+    over the thread's directions) and the directions' ends B_p = btot[r, p], averaged over directions.
+    Inlined, so that its loop runs in parallel in the caller."""
+    P = btot.shape[1]
+    T = pair.shape[0]
+    bt = 0.0
+    for p in range(P):
+        bt += btot[r, p]
+    for j in prange(grad.shape[1]):
+        v = bt
+        for t in range(T):
+            v += pair[t, j, 1]
+        grad[r, j] = v / P
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def _sums(values, tmass, order, du, out):
     R, G = values.shape
@@ -98,7 +115,6 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
     NT = tmass.shape[1]
     P, M = order.shape
     T = pair.shape[0]
-    n_grad = grad.shape[1]
     tlast = np.uint64(NT - 1)
     for r in range(R):
         for t in prange(T):
@@ -131,14 +147,7 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
                     pr[i, 1] -= b
                 sums[r, p] = s
                 btot[r, p] = b
-        bt = 0.0
-        for p in range(P):
-            bt += btot[r, p]
-        for j in prange(n_grad):
-            v = bt
-            for t in range(T):
-                v += pair[t, j, 1]
-            grad[r, j] = v / P
+        _grad_row(r, btot, pair, grad)
 
 
 
@@ -206,7 +215,6 @@ def _sums_and_grad_runs(values, tc, sim_order, run_len, g0, g1, lead_n, lead, du
     P = sim_order.shape[0]
     M2 = du.shape[1] - 1            # the last position with a gap
     T = pair.shape[0]
-    n_grad = grad.shape[1]
     for r in range(R):
         t_c = tc[r]
         for t in prange(T):
@@ -244,14 +252,7 @@ def _sums_and_grad_runs(values, tc, sim_order, run_len, g0, g1, lead_n, lead, du
                     k += n + 1
                 sums[r, p] = s
                 btot[r, p] = b
-        bt = 0.0
-        for p in range(P):
-            bt += btot[r, p]
-        for j in prange(n_grad):
-            v = bt
-            for t in range(T):
-                v += pair[t, j, 1]
-            grad[r, j] = v / P
+        _grad_row(r, btot, pair, grad)
 
 _SIGN = np.uint64(1) << np.uint64(63)
 DIGIT = 16                                  # bits per radix pass: 4 passes over 64-bit keys

@@ -93,7 +93,7 @@ class _FusedSwd(torch.autograd.Function):
         # An unweighted target with a gradient to take (a fit's steps): the sweep over runs (swdkernel)
         use_runs = runs is not None and want and tmass is not None and tmass.shape[1] == 1
         loss, grad = swd_mean(mass.numpy(), None if tmass is None else tmass.numpy(), order.numpy(), du.numpy(),
-                              want, runs() if use_runs else None)
+                              want, runs() if use_runs else None)      # runs() may be None: event by event
         if grad is not None:
             ctx.save_for_backward(torch.from_numpy(grad))
         ctx.n = n
@@ -200,8 +200,9 @@ class SlicedWasserstein(torch.nn.Module):
     directions. Both give the same loss and gradient (tested). The sort order is kept as int32 when the
     events allow (half the memory of int64: 2 GB less at 2e6 + 2e6 events and 128 directions). With an
     unweighted target and a gradient to take (a fit's steps), the fused sweep visits only the simulated
-    events, folding the target events between them into runs (`runs=True`, the default: 1.5x faster at
-    1e6 + 1e6 events, for 24 more bytes per simulated event and direction; fastrsa.swdkernel).
+    events, folding the target events between them into runs (`runs=True`, the default: a fit step's loss
+    1.2-1.4x faster at 1e6 + 1e6 events, for 24 more bytes per simulated event and direction, made on an
+    order's second sweep; fastrsa.swdkernel).
     """
 
     def __init__(self, sim_values, target_values, target_weights=None, n_projections: int = 128, seed: int = 0,
@@ -249,12 +250,19 @@ class SlicedWasserstein(torch.nn.Module):
         dev = self.order.device
         self.order = order.to(dev)
         self.du = du.to(dev)
-        self._runs = None
+        self._runs, self._runs_key = None, None
 
-    def _sweep_runs(self) -> tuple:
-        """The sort order as runs of target events after each simulated one (swdkernel.sweep_runs), made
-        on first use by the fused sweep with an unweighted target and kept until resample(): 24 bytes per
-        simulated event and direction (3.1 GB at 1e6 simulated events and 128 directions)."""
+    def _sweep_runs(self) -> tuple | None:
+        """The sort order as runs of target events after each simulated one (swdkernel.sweep_runs) for the
+        fused sweep with an unweighted target, or None (sweep event by event). They are made when an order
+        is swept a second time (a fit's second step: an order used once, as with resample() every step,
+        would pay more to make them than they save) and kept while the order and gaps are unchanged
+        (resample() or load_state_dict() change them): 24 bytes per simulated event and direction (28 with
+        an int64 order), 3.1 GB at 1e6 simulated events and 128 directions."""
+        key = (self.order.data_ptr(), self.order._version, self.du.data_ptr(), self.du._version)
+        if self._runs_key != key:           # a new or changed order: its first sweep goes event by event
+            self._runs, self._runs_key = None, key
+            return None
         if self._runs is None:
             from .swdkernel import sweep_runs
             self._runs = sweep_runs(self.order.numpy(), self.du.numpy(), self.n_sim)

@@ -193,7 +193,7 @@ def _runs(order, du, G, sim_order, run_len, g0, g1, lead_n, lead):
 def sweep_runs(order: np.ndarray, du: np.ndarray, n_sim: int) -> tuple:
     """The sort order as runs of target events after each simulated one (_runs), for swd_mean with an
     unweighted target: (sim_order [P, n_sim], run_len [P, n_sim] int32, g0, g1 [P, n_sim] float64, lead_n [P]
-    int64, lead [P, 2] float64), 24 bytes per simulated event and direction."""
+    int64, lead [P, 2] float64), 24 bytes per simulated event and direction (28 with an int64 order)."""
     P, M = order.shape
     if not 1 <= n_sim <= M:
         raise ValueError(f"n_sim = {n_sim}; give between 1 and the sort order's {M}")
@@ -329,12 +329,16 @@ def argsort_rows(x: np.ndarray, index_dtype=np.int32, order: np.ndarray | None =
     bit); returns (order, gaps)."""
     x = np.ascontiguousarray(x, np.float64)
     srt = np.empty_like(x)
+    if (order is None) != (gaps is None):
+        raise ValueError("order and gaps: give both arrays to fill, or neither")
     if gaps is None:
         order = np.empty(x.shape, index_dtype)
         _argsort_rows(x, order, srt, np.empty((x.shape[0], 0)))
         return order, srt
-    if order is None or order.shape != x.shape or gaps.shape != (x.shape[0], x.shape[1] - 1):
+    if order.shape != x.shape or gaps.shape != (x.shape[0], x.shape[1] - 1):
         raise ValueError(f"order and gaps: need shapes {x.shape} and {(x.shape[0], x.shape[1] - 1)}")
+    if order.dtype not in (np.int32, np.int64) or gaps.dtype != np.float64:
+        raise ValueError(f"order and gaps: need int32 or int64 and float64 arrays, not {order.dtype} and {gaps.dtype}")
     _argsort_rows(x, order, srt, gaps)
     return order, gaps
 

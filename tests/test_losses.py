@@ -340,13 +340,26 @@ def test_swd_sweep_over_runs_equals_the_merged_sweep():
             ends = np.append(k[1:] - 1, len(c) - 1)
             flips = np.sign(c[k]) != np.sign(c[ends])
             assert flips.sum() >= 5 and (~flips & (runs[1][0] > 0)).sum() >= 50
-    # The loss module takes this path in a fit's step (an unweighted target, a gradient to take).
+    # The loss module takes this path from a fit's second step on (an unweighted target, a gradient to take):
+    # an order's first sweep goes event by event (with --redraw every order is swept once), and runs made for
+    # one order are never used with another (resample, load_state_dict).
     X, Y = rng.normal(size=(200, 2)), rng.normal(0.2, 1, size=(150, 2))
-    loss = SlicedWasserstein(X, Y, n_projections=6)
+    loss, torch_loss = SlicedWasserstein(X, Y, n_projections=6), SlicedWasserstein(X, Y, n_projections=6, fused=False)
     W = torch.tensor(rng.exponential(size=200), requires_grad=True)
-    g_runs = torch.autograd.grad(loss(W), W)[0]
-    assert loss._runs is not None and loss._runs[0].shape == (6, 200)
-    loss.fused = False
-    torch.testing.assert_close(g_runs, torch.autograd.grad(loss(W), W)[0], rtol=1e-12, atol=1e-16)
+
+    def check(made):
+        torch.testing.assert_close(torch.autograd.grad(loss(W), W)[0], torch.autograd.grad(torch_loss(W), W)[0],
+                                   rtol=1e-12, atol=1e-16)
+        assert (loss._runs is not None) == made
+    check(False)
+    check(True)
+    assert loss._runs[0].shape == (6, 200)
     loss.resample()
-    assert loss._runs is None                       # new directions: new runs, made on first use
+    torch_loss.resample()
+    check(False)
+    check(True)
+    other = SlicedWasserstein(X, Y, n_projections=6, seed=9)
+    loss.load_state_dict(other.state_dict())        # the same buffers, new contents
+    torch_loss.load_state_dict(other.state_dict())
+    check(False)
+    check(True)

@@ -5,7 +5,9 @@ partons (the shower, which differentiates thrust at the partition this kernel fi
 
 The optimal partition is cut by a plane through the origin; turning that plane until it touches two momenta
 changes no sign, so trying every pair's plane (with both signs for the two momenta on it), plus the axes
-along each momentum (few or collinear momenta), finds the maximum (Brandt et al. 1964; Farhi 1977).
+along each momentum (few or collinear momenta), finds the maximum (Brandt et al. 1964; Farhi 1977). In an
+exactly planar event every pair's plane is the event's own, so there the lines within it through each
+momentum are tried instead.
 """
 import math
 
@@ -27,8 +29,38 @@ def _side_sums(px, py, pz, lo, hi, nx, ny, nz):
 
 
 @numba.njit(cache=True)
+def _plane_normal(px, py, pz, lo, hi):
+    """The normal of the one plane through the origin that holds every momentum lo <= k < hi exactly (the
+    first nonzero cross product of two of them, when every momentum's dot product with it is exactly 0),
+    else (0, 0, 0): the event is not planar, or all its momenta are collinear."""
+    for j in range(lo, hi):
+        for l in range(j + 1, hi):
+            nx = py[j] * pz[l] - pz[j] * py[l]
+            ny = pz[j] * px[l] - px[j] * pz[l]
+            nz = px[j] * py[l] - py[j] * px[l]
+            if nx == 0.0 and ny == 0.0 and nz == 0.0:
+                continue
+            for k in range(lo, hi):
+                if px[k] * nx + py[k] * ny + pz[k] * nz != 0.0:
+                    return 0.0, 0.0, 0.0
+            return nx, ny, nz
+    return 0.0, 0.0, 0.0
+
+
+@numba.njit(cache=True)
 def _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs):
-    """Write the best partition's signs (+-1 per momentum) found by thrust_kernel."""
+    """Write the best partition's signs (+-1 per momentum) found by thrust_kernel: an axis along bj (bl =
+    -1), the plane through bj and bl, or (bl = -2) the line along bj in a planar event's plane."""
+    if bl == -2:
+        ux, uy, uz = _plane_normal(px, py, pz, lo, hi)
+        mx, my, mz = uy * pz[bj] - uz * py[bj], uz * px[bj] - ux * pz[bj], ux * py[bj] - uy * px[bj]
+        for k in range(lo, hi):
+            d = px[k] * mx + py[k] * my + pz[k] * mz
+            if d != 0.0:
+                signs[k] = 1.0 if d > 0.0 else -1.0
+            else:
+                signs[k] = bsj if px[k] * px[bj] + py[k] * py[bj] + pz[k] * pz[bj] >= 0.0 else -bsj
+        return
     if bl < 0:
         for k in range(lo, hi):
             signs[k] = 1.0 if px[k] * px[bj] + py[k] * py[bj] + pz[k] * pz[bj] >= 0.0 else -1.0
@@ -98,6 +130,32 @@ def thrust_kernel(offsets, px, py, pz, out, signs, want_signs):
                         if v > best:
                             bj, bl, bsj, bsl = j, l, sj, sl
                         best = max(best, v)
+        # An exactly planar event (every momentum on one plane through the origin, e.g. all pz = 0): every
+        # pair's plane above is that plane, which splits nothing. Its optimal split is by a line in the
+        # plane, which can be turned until it lies along a momentum j: the momenta along that line go with
+        # j's side, the others by their side of the line.
+        ux, uy, uz = _plane_normal(px, py, pz, lo, hi)
+        if ux != 0.0 or uy != 0.0 or uz != 0.0:
+            for j in range(lo, hi):
+                mx, my, mz = uy * pz[j] - uz * py[j], uz * px[j] - ux * pz[j], ux * py[j] - uy * px[j]
+                if mx == 0.0 and my == 0.0 and mz == 0.0:
+                    continue
+                sx = sy = sz = 0.0
+                ax = ay = az = 0.0
+                for k in range(lo, hi):
+                    d = px[k] * mx + py[k] * my + pz[k] * mz
+                    if d != 0.0:
+                        s = 1.0 if d > 0.0 else -1.0
+                        sx += s * px[k]; sy += s * py[k]; sz += s * pz[k]
+                    else:
+                        s = 1.0 if px[k] * px[j] + py[k] * py[j] + pz[k] * pz[j] >= 0.0 else -1.0
+                        ax += s * px[k]; ay += s * py[k]; az += s * pz[k]
+                for sj in (-1.0, 1.0):
+                    tx, ty, tz = sx + sj * ax, sy + sj * ay, sz + sj * az
+                    v = tx * tx + ty * ty + tz * tz
+                    if v > best:
+                        bj, bl, bsj = j, -2, sj
+                    best = max(best, v)
         out[i] = math.sqrt(best) / norm
         if want_signs:
             _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs)

@@ -282,6 +282,9 @@ def _thrust_brute(p3):
 def test_thrust_equals_brute_force():
     rng = np.random.default_rng(0)
     evs = [rng.normal(size=(k, 3)) * rng.exponential(size=(k, 1)) for k in (2, 3, 4, 5, 6, 7, 8, 9, 10)]
+    evs += [np.column_stack([rng.integers(-2, 3, size=(k, 2)), np.zeros(k)]).astype(float) for k in (5, 8, 10)]  # planar
+    evs.append(np.array([[0, 0, 0], [-2, 0, 0], [-1, -1, 0], [-2, -1, 0], [1, -2, 0], [1, 2, 0], [-1, 0, 0],
+                         [0, -1, 0], [2, -2, 0], [1, -1, 0]], float))     # its best split is a line in its plane
     p = torch.tensor(np.concatenate(evs), dtype=torch.float64)
     p4 = torch.cat([p, p.norm(dim=1, keepdim=True)], 1)
     off = torch.tensor(np.cumsum([0] + [len(e) for e in evs]), dtype=torch.int64)

@@ -28,6 +28,12 @@ def _side_sums(px, py, pz, lo, hi, nx, ny, nz):
     return sx, sy, sz
 
 
+@numba.njit(inline="always")
+def _cross(px, py, pz, j, l):
+    """p_j x p_l: the normal of the plane through momenta j and l."""
+    return py[j] * pz[l] - pz[j] * py[l], pz[j] * px[l] - px[j] * pz[l], px[j] * py[l] - py[j] * px[l]
+
+
 @numba.njit(cache=True)
 def _plane_normal(px, py, pz, lo, hi):
     """The normal of the one plane through the origin that holds every momentum lo <= k < hi exactly (the
@@ -35,9 +41,7 @@ def _plane_normal(px, py, pz, lo, hi):
     else (0, 0, 0): the event is not planar, or all its momenta are collinear."""
     for j in range(lo, hi):
         for l in range(j + 1, hi):
-            nx = py[j] * pz[l] - pz[j] * py[l]
-            ny = pz[j] * px[l] - px[j] * pz[l]
-            nz = px[j] * py[l] - py[j] * px[l]
+            nx, ny, nz = _cross(px, py, pz, j, l)
             if nx == 0.0 and ny == 0.0 and nz == 0.0:
                 continue
             for k in range(lo, hi):
@@ -65,9 +69,7 @@ def _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs):
         for k in range(lo, hi):
             signs[k] = 1.0 if px[k] * px[bj] + py[k] * py[bj] + pz[k] * pz[bj] >= 0.0 else -1.0
         return
-    nx = py[bj] * pz[bl] - pz[bj] * py[bl]
-    ny = pz[bj] * px[bl] - px[bj] * pz[bl]
-    nz = px[bj] * py[bl] - py[bj] * px[bl]
+    nx, ny, nz = _cross(px, py, pz, bj, bl)
     for k in range(lo, hi):
         signs[k] = 1.0 if px[k] * nx + py[k] * ny + pz[k] * nz >= 0.0 else -1.0
     signs[bj] = bsj
@@ -109,9 +111,7 @@ def thrust_kernel(offsets, px, py, pz, out, signs, want_signs):
         # hadrons, so trying every pair's plane (with both signs for the two on it) finds the maximum.
         for j in range(lo, hi):
             for l in range(j + 1, hi):
-                nx = py[j] * pz[l] - pz[j] * py[l]
-                ny = pz[j] * px[l] - px[j] * pz[l]
-                nz = px[j] * py[l] - py[j] * px[l]
+                nx, ny, nz = _cross(px, py, pz, j, l)
                 if nx == 0.0 and ny == 0.0 and nz == 0.0:
                     continue
                 # every momentum but j and l, by the side of the plane it lies on: three branch-free runs

@@ -29,9 +29,9 @@ def _side_sums(px, py, pz, lo, hi, nx, ny, nz):
 
 
 @numba.njit(inline="always")
-def _cross(px, py, pz, j, l):
-    """p_j x p_l: the normal of the plane through momenta j and l."""
-    return py[j] * pz[l] - pz[j] * py[l], pz[j] * px[l] - px[j] * pz[l], px[j] * py[l] - py[j] * px[l]
+def _cross(ax, ay, az, bx, by, bz):
+    """a x b: the normal of the plane through a and b (for a plane's normal a, a line within it along b)."""
+    return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
 
 
 @numba.njit(cache=True)
@@ -41,7 +41,7 @@ def _plane_normal(px, py, pz, lo, hi):
     else (0, 0, 0): the event is not planar, or all its momenta are collinear."""
     for j in range(lo, hi):
         for l in range(j + 1, hi):
-            nx, ny, nz = _cross(px, py, pz, j, l)
+            nx, ny, nz = _cross(px[j], py[j], pz[j], px[l], py[l], pz[l])
             if nx == 0.0 and ny == 0.0 and nz == 0.0:
                 continue
             for k in range(lo, hi):
@@ -57,7 +57,7 @@ def _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs):
     -1), the plane through bj and bl, or (bl = -2) the line along bj in a planar event's plane."""
     if bl == -2:
         ux, uy, uz = _plane_normal(px, py, pz, lo, hi)
-        mx, my, mz = uy * pz[bj] - uz * py[bj], uz * px[bj] - ux * pz[bj], ux * py[bj] - uy * px[bj]
+        mx, my, mz = _cross(ux, uy, uz, px[bj], py[bj], pz[bj])
         for k in range(lo, hi):
             d = px[k] * mx + py[k] * my + pz[k] * mz
             if d != 0.0:
@@ -69,7 +69,7 @@ def _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs):
         for k in range(lo, hi):
             signs[k] = 1.0 if px[k] * px[bj] + py[k] * py[bj] + pz[k] * pz[bj] >= 0.0 else -1.0
         return
-    nx, ny, nz = _cross(px, py, pz, bj, bl)
+    nx, ny, nz = _cross(px[bj], py[bj], pz[bj], px[bl], py[bl], pz[bl])
     for k in range(lo, hi):
         signs[k] = 1.0 if px[k] * nx + py[k] * ny + pz[k] * nz >= 0.0 else -1.0
     signs[bj] = bsj
@@ -111,7 +111,7 @@ def thrust_kernel(offsets, px, py, pz, out, signs, want_signs):
         # hadrons, so trying every pair's plane (with both signs for the two on it) finds the maximum.
         for j in range(lo, hi):
             for l in range(j + 1, hi):
-                nx, ny, nz = _cross(px, py, pz, j, l)
+                nx, ny, nz = _cross(px[j], py[j], pz[j], px[l], py[l], pz[l])
                 if nx == 0.0 and ny == 0.0 and nz == 0.0:
                     continue
                 # every momentum but j and l, by the side of the plane it lies on: three branch-free runs
@@ -137,7 +137,7 @@ def thrust_kernel(offsets, px, py, pz, out, signs, want_signs):
         ux, uy, uz = _plane_normal(px, py, pz, lo, hi)
         if ux != 0.0 or uy != 0.0 or uz != 0.0:
             for j in range(lo, hi):
-                mx, my, mz = uy * pz[j] - uz * py[j], uz * px[j] - ux * pz[j], ux * py[j] - uy * px[j]
+                mx, my, mz = _cross(ux, uy, uz, px[j], py[j], pz[j])
                 if mx == 0.0 and my == 0.0 and mz == 0.0:
                     continue
                 sx = sy = sz = 0.0

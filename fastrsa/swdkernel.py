@@ -150,7 +150,6 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
         _grad_row(r, btot, pair, grad)
 
 
-
 @njit(parallel=True, cache=True, error_model="numpy")
 def _runs(order, du, G, sim_order, run_len, g0, g1, lead_n, lead):
     """Per direction p, the sort order as runs: each simulated event (order < G) in sorted order, with the
@@ -253,6 +252,7 @@ def _sums_and_grad_runs(values, tc, sim_order, run_len, g0, g1, lead_n, lead, du
                 sums[r, p] = s
                 btot[r, p] = b
         _grad_row(r, btot, pair, grad)
+
 
 _SIGN = np.uint64(1) << np.uint64(63)
 DIGIT = 16                                  # bits per radix pass: 4 passes over 64-bit keys

@@ -202,11 +202,13 @@ class SlicedWasserstein(torch.nn.Module):
     unweighted target and a gradient to take (a fit's steps), the fused sweep visits only the simulated
     events, folding the target events between them into runs (`runs=True`, the default: a fit step's loss
     1.2-1.4x faster at 1e6 + 1e6 events, for 24 more bytes per simulated event and direction, made on an
-    order's second sweep; fastrsa.swdkernel).
+    order's second sweep; fastrsa.swdkernel). The module numbers the events by their place in observable
+    space (`sim_perm`, `target_perm`: swdkernel.locality_order), so that the sweeps' gathers share cache
+    lines (a fit step's loss 2x faster at that scale); the loss does not depend on it beyond rounding.
     """
 
     def __init__(self, sim_values, target_values, target_weights=None, n_projections: int = 128, seed: int = 0,
-                 fused: bool = True, runs: bool = True):
+                 fused: bool = True, runs: bool = True, locality: bool = True):
         super().__init__()
         self.fused = fused
         self.runs = runs
@@ -221,7 +223,17 @@ class SlicedWasserstein(torch.nn.Module):
         if np.any(sd == 0):
             raise ParameterError(f"target_values: observable column(s) {np.flatnonzero(sd == 0).tolist()} "
                                  "are constant in the target; they carry no information, drop them")
-        self._u = np.concatenate([(x - mu) / sd, (y - mu) / sd])      # kept for resample()
+        from .swdkernel import locality_order
+        xs, ys = (x - mu) / sd, (y - mu) / sd
+        # The loss numbers the events near each other in observable space near each other in memory
+        # (swdkernel.locality_order): the sweeps then gather far fewer cache lines (a fit step's loss at 1e6 +
+        # 1e6 events: about 2x faster). sim_perm[j] is the event at place j; forward permutes the weights so.
+        # locality=False keeps the events in their given order (a baseline for benchmarks and tests).
+        sim_perm, target_perm = ((locality_order(xs), locality_order(ys)) if locality
+                                 else (np.arange(len(xs)), np.arange(len(ys))))
+        self.register_buffer("sim_perm", torch.from_numpy(sim_perm))
+        self.register_buffer("target_perm", torch.from_numpy(target_perm))
+        self._u = np.concatenate([xs[sim_perm], ys[target_perm]])      # kept for resample()
         self.n_sim, self.n_target, self.n_projections = len(x), len(y), n_projections
         self.generator = torch.Generator().manual_seed(seed)
         self.register_buffer("target_weights", _weights_or_ones(target_weights, len(y)))
@@ -271,7 +283,8 @@ class SlicedWasserstein(torch.nn.Module):
     def forward(self, sim_weights: torch.Tensor, target_weights: torch.Tensor | None = None, counts=None,
                 chunk: int = 32) -> torch.Tensor:
         q = _target_weights(target_weights, self.target_weights, self.n_target)
-        ws, wt = _normalize(sim_weights), _normalize(q)
+        ws = _normalize(sim_weights).index_select(-1, self.sim_perm)       # in the loss's numbering
+        wt = _normalize(q).index_select(-1, self.target_perm)
         shape = torch.broadcast_shapes(ws.shape[:-1], wt.shape[:-1])
         ws, wt = ws.expand(*shape, ws.shape[-1]), wt.expand(*shape, wt.shape[-1])
         if self.fused and ws.device.type == "cpu":

@@ -363,3 +363,55 @@ def test_swd_sweep_over_runs_equals_the_merged_sweep():
     torch_loss.load_state_dict(other.state_dict())
     check(False)
     check(True)
+
+
+def test_swd_rows_swept_together_equal_each_row_alone():
+    """Several rows (a Hessian's points, bootstrap replicas) go through one sweep per direction, 8 at a time
+    (swdkernel._sums_and_grad_rows): the same loss and gradient as each row swept alone, to the bit, for a
+    weighted target (bootstrap counts), one constant per row, a block of rows that is not full (11 = 8 + 3),
+    ties, and every event's gradient (no target part)."""
+    from fastrsa.swdkernel import argsort_rows, swd_mean
+    rng = np.random.default_rng(8)
+    G, NT = 300, 250
+    x = np.round(rng.normal(size=(G + NT, 3)) * 2)
+    order, srt = argsort_rows(rng.normal(size=(7, 3)) @ x.T)
+    du = np.diff(srt, axis=1)
+    mass = rng.exponential(size=(11, G)) * rng.poisson(1.0, size=(11, G))
+    mass /= mass.sum(1, keepdims=True)
+    tw = rng.poisson(1.0, size=(11, NT)).astype(float)
+    tw = -tw / tw.sum(1, keepdims=True)
+    tc = -rng.uniform(0.5, 2.0, size=(11, 1)) / NT
+    every = np.concatenate([mass, tw], 1)
+    for m, t in ((mass, tw), (mass, tc), (mass[:2], tw[:2]), (every, None)):
+        got_l, got_g = swd_mean(m, t, order, du, True)
+        for r in range(len(m)):
+            want_l, want_g = swd_mean(m[r:r + 1], None if t is None else t[r:r + 1], order, du, True)
+            assert got_l[r] == want_l[0] and np.array_equal(got_g[r], want_g[0])
+        assert np.array_equal(swd_mean(m, t, order, du, False)[0], got_l)
+
+
+def test_the_loss_numbers_events_by_locality():
+    """SlicedWasserstein numbers the events by their Morton order in observable space (swdkernel.locality_order),
+    so that the sweeps touch fewer cache lines: a permutation that puts neighbours in space next to each
+    other (consecutive events 5x closer than in a random numbering), and a loss that does not depend on it:
+    the same value and gradient, to rounding, as the events in their given order."""
+    from fastrsa.swdkernel import locality_order
+    rng = np.random.default_rng(4)
+    u = rng.normal(size=(4000, 3))
+    p = locality_order(u)
+    assert np.array_equal(np.sort(p), np.arange(4000))
+    step = lambda v: np.linalg.norm(np.diff(v, axis=0), axis=1).mean()      # noqa: E731
+    assert step(u[p]) < 0.25 * step(u)
+    assert np.array_equal(locality_order(np.array([3.0, 1.0, 2.0, 1.0])), [1, 3, 2, 0])     # 1 D: a stable sort
+    X, Y = rng.normal(size=(200, 3)), rng.normal(0.2, 1, size=(150, 3))
+    loss = SlicedWasserstein(X, Y, n_projections=6, seed=1)
+    assert not torch.equal(loss.sim_perm, torch.arange(200))
+    plain = SlicedWasserstein(X, Y, n_projections=6, seed=1, fused=False, locality=False)      # the given order
+    assert torch.equal(plain.sim_perm, torch.arange(200)) and torch.equal(plain.target_perm, torch.arange(150))
+    W, Q = (torch.tensor(rng.exponential(size=n), requires_grad=True) for n in (200, 150))
+    for fused in (True, False):
+        loss.fused = fused
+        a, b = loss(W, Q), plain(W, Q)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+        for ga, gb in zip(torch.autograd.grad(a, (W, Q)), torch.autograd.grad(b, (W, Q))):
+            torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-15)

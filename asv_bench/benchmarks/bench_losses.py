@@ -39,25 +39,37 @@ class SlicedWasserstein:
 class SlicedWassersteinPaperScale:
     """The RSA paper's scale, 1e6 + 1e6 events (4 observables), fused CPU kernel, 16 directions (the time
     grows linearly with them: a fit's 128 cost 8x): there the random accesses into the masses miss the
-    caches, which the 20,000-event benchmark does not show. "unweighted-merged" sweeps an unweighted target
-    event by event, as before the sweep over runs (runs=False)."""
+    caches, which the 20,000-event benchmark does not show. target: "unweighted" (a fit step: the sweep over
+    runs), "unweighted-merged" (event by event, runs=False), "poisson" (one bootstrap row), "poisson-x8" (8
+    bootstrap rows in one sweep) and "poisson-x8-one-by-one" (the same 8 rows in 8 sweeps, as before rows
+    were swept together). numbering: "locality" (the default, swdkernel.locality_order) or "given" (the
+    events in the order they came, locality=False)."""
     timeout = 900
     number = 1
     repeat = 3
-    params = [["unweighted", "unweighted-merged", "poisson"]]
-    param_names = ["target"]
+    params = [["unweighted", "unweighted-merged", "poisson", "poisson-x8", "poisson-x8-one-by-one"],
+              ["locality", "given"]]
+    param_names = ["target", "numbering"]
 
-    def setup(self, target):
+    def setup(self, target, numbering):
         from fastrsa.losses import SlicedWasserstein as SW
         torch.set_num_threads(2)
         rng = np.random.default_rng(0)
         n = 1_000_000
-        self.loss = SW(_sample(rng, n, 0), _sample(rng, n, 1), n_projections=16, runs=target != "unweighted-merged")
-        self.w = torch.from_numpy(rng.uniform(0.5, 1.5, (1, n)))
-        self.q = None if target.startswith("unweighted") else torch.from_numpy(rng.poisson(1.0, (1, n)) * 1.0)
-        self.time_fwd_bwd(target)
+        rows = 8 if "x8" in target else 1
+        self.loss = SW(_sample(rng, n, 0), _sample(rng, n, 1), n_projections=16, runs=target != "unweighted-merged",
+                       locality=numbering == "locality")
+        self.w = torch.from_numpy(rng.uniform(0.5, 1.5, (rows, n)))
+        self.q = None if target.startswith("unweighted") else torch.from_numpy(rng.poisson(1.0, (rows, n)) * 1.0)
+        self.time_fwd_bwd(target, numbering)
+        self.time_fwd_bwd(target, numbering)        # an unweighted target's runs are made on the second call
 
-    def time_fwd_bwd(self, target):
+    def time_fwd_bwd(self, target, numbering):
+        if target.endswith("one-by-one"):
+            for r in range(len(self.w)):
+                w = self.w[r:r + 1].clone().requires_grad_(True)
+                self.loss(w, self.q[r:r + 1]).sum().backward()
+            return
         w = self.w.clone().requires_grad_(True)
         self.loss(w, self.q).sum().backward()
 

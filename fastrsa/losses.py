@@ -233,7 +233,7 @@ class SlicedWasserstein(torch.nn.Module):
                                  else (np.arange(len(xs)), np.arange(len(ys))))
         self.register_buffer("sim_perm", torch.from_numpy(sim_perm))
         self.register_buffer("target_perm", torch.from_numpy(target_perm))
-        self._u = np.concatenate([xs[sim_perm], ys[target_perm]])      # kept for resample()
+        self._values = xs, ys                   # standardized, in the given order: kept for resample()
         self.n_sim, self.n_target, self.n_projections = len(x), len(y), n_projections
         self.generator = torch.Generator().manual_seed(seed)
         self.register_buffer("target_weights", _weights_or_ones(target_weights, len(y)))
@@ -241,15 +241,22 @@ class SlicedWasserstein(torch.nn.Module):
         self.register_buffer("du", torch.empty(0, dtype=torch.float64))
         self.resample()
 
+    @property
+    def _u(self) -> np.ndarray:
+        """The standardized values of every event in the loss's numbering (simulated, then target), from the
+        numbering held in the buffers now (so that a loaded state_dict's order and numbering go together)."""
+        xs, ys = self._values
+        return np.concatenate([xs[self.sim_perm.cpu().numpy()], ys[self.target_perm.cpu().numpy()]])
+
     def resample(self, chunk: int = 8) -> None:
         """Draw new directions (from the module's generator) and sort the projections once, `chunk`
         directions at a time: what is held besides the result is one chunk's projections, sorted values
         and order (at 2e6 events and 8 directions 0.4 GB; all 128 at once were 8 GB more at the peak). The
         sort is swdkernel.argsort_rows, a radix sort with torch.sort(stable=True)'s order bit for bit
         (1.2-2x faster at 2e6 events on the 2-core VM: asv_bench/README.md)."""
-        d = torch.randn(self.n_projections, self._u.shape[1], generator=self.generator, dtype=torch.float64)
-        self.directions = d / d.norm(dim=1, keepdim=True)
         u = torch.from_numpy(self._u)
+        d = torch.randn(self.n_projections, u.shape[1], generator=self.generator, dtype=torch.float64)
+        self.directions = d / d.norm(dim=1, keepdim=True)
         M, P = u.shape[0], self.n_projections
         from .swdkernel import argsort_rows
         order = torch.empty(P, M, dtype=torch.int32 if M < 2**31 else torch.int64)

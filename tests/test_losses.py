@@ -402,6 +402,8 @@ def test_the_loss_numbers_events_by_locality():
     assert np.array_equal(np.sort(p), np.arange(4000))
     step = lambda v: np.linalg.norm(np.diff(v, axis=0), axis=1).mean()      # noqa: E731
     assert step(u[p]) < 0.25 * step(u)
+    uc = np.column_stack([u, np.ones(4000)])        # a constant column: one rank, no index order in the code
+    assert step(u[locality_order(uc)]) < 0.2 * step(u)
     assert np.array_equal(locality_order(np.array([3.0, 1.0, 2.0, 1.0])), [1, 3, 2, 0])     # 1 D: a stable sort
     X, Y = rng.normal(size=(200, 3)), rng.normal(0.2, 1, size=(150, 3))
     loss = SlicedWasserstein(X, Y, n_projections=6, seed=1)
@@ -415,3 +417,8 @@ def test_the_loss_numbers_events_by_locality():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
         for ga, gb in zip(torch.autograd.grad(a, (W, Q)), torch.autograd.grad(b, (W, Q))):
             torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-15)
+    # A loaded state_dict brings its numbering with its order: resampling keeps the two together.
+    loss.load_state_dict(plain.state_dict())
+    for m in (loss, plain):
+        m.resample()
+    torch.testing.assert_close(loss(W, Q), plain(W, Q), rtol=1e-12, atol=0)

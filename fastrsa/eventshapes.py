@@ -34,6 +34,17 @@ def _cross(ax, ay, az, bx, by, bz):
     return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
 
 
+@numba.njit(inline="always")
+def _line_side(px, py, pz, k, j, mx, my, mz):
+    """(s, on): the side s = +-1 of momentum k for the line along momentum j in a planar event's plane (m:
+    the line's normal within the plane), and whether k lies on that line. A momentum on the line goes with
+    j's side: s is then its side along j (+1 where it points with j), to be multiplied by j's sign."""
+    d = px[k] * mx + py[k] * my + pz[k] * mz
+    if d != 0.0:
+        return (1.0 if d > 0.0 else -1.0), False
+    return (1.0 if px[k] * px[j] + py[k] * py[j] + pz[k] * pz[j] >= 0.0 else -1.0), True
+
+
 @numba.njit(cache=True)
 def _plane_normal(px, py, pz, lo, hi):
     """The normal of the one plane through the origin that holds every momentum lo <= k < hi exactly (the
@@ -59,11 +70,8 @@ def _fill_signs(px, py, pz, lo, hi, bj, bl, bsj, bsl, signs):
         ux, uy, uz = _plane_normal(px, py, pz, lo, hi)
         mx, my, mz = _cross(ux, uy, uz, px[bj], py[bj], pz[bj])
         for k in range(lo, hi):
-            d = px[k] * mx + py[k] * my + pz[k] * mz
-            if d != 0.0:
-                signs[k] = 1.0 if d > 0.0 else -1.0
-            else:
-                signs[k] = bsj if px[k] * px[bj] + py[k] * py[bj] + pz[k] * pz[bj] >= 0.0 else -bsj
+            sk, on = _line_side(px, py, pz, k, bj, mx, my, mz)
+            signs[k] = sk * bsj if on else sk
         return
     if bl < 0:
         for k in range(lo, hi):
@@ -143,13 +151,11 @@ def thrust_kernel(offsets, px, py, pz, out, signs, want_signs):
                 sx = sy = sz = 0.0
                 ax = ay = az = 0.0
                 for k in range(lo, hi):
-                    d = px[k] * mx + py[k] * my + pz[k] * mz
-                    if d != 0.0:
-                        s = 1.0 if d > 0.0 else -1.0
-                        sx += s * px[k]; sy += s * py[k]; sz += s * pz[k]
-                    else:
-                        s = 1.0 if px[k] * px[j] + py[k] * py[j] + pz[k] * pz[j] >= 0.0 else -1.0
+                    s, on = _line_side(px, py, pz, k, j, mx, my, mz)
+                    if on:
                         ax += s * px[k]; ay += s * py[k]; az += s * pz[k]
+                    else:
+                        sx += s * px[k]; sy += s * py[k]; sz += s * pz[k]
                 for sj in (-1.0, 1.0):
                     tx, ty, tz = sx + sj * ax, sy + sj * ay, sz + sj * az
                     v = tx * tx + ty * ty + tz * tz

@@ -32,7 +32,7 @@ no prefetch or alignment, was 1.5-1.9x slower per row and was dropped on 2026-11
 
 The loss numbers its events by locality (`locality_order`, applied in losses.SlicedWasserstein): events near
 in observable space sit near in memory, so the gathers of a sweep often land on lines and pages that are
-already cached. A fit step's loss at 1e6 + 1e6 events: 0.37-0.41 s against 0.76-0.85 s.
+already cached. A fit step's loss at 1e6 + 1e6 events: 0.34-0.41 s against 0.76-0.85 s.
 
 With an unweighted target (one constant mass t per row) and a gradient to take, as in a fit's steps,
 the sweep goes over runs instead (_sums_and_grad_runs, on the runs that sweep_runs makes once per sort
@@ -84,19 +84,19 @@ def _prefetch(typingctx, arr, i, j):
 
 
 @njit(inline="always")
-def _grad_row(r, btot, pair, grad):
-    """Row r's gradient from a sweep's per-thread accumulators (pair[:, :, 1], each event's -b_{i-1} summed
+def _grad_row(r, btot, acc, col, grad):
+    """Row r's gradient from a sweep's per-thread accumulators (acc[:, :, col], each event's -b_{i-1} summed
     over the thread's directions) and the directions' ends B_p = btot[r, p], averaged over directions.
     Inlined, so that its loop runs in parallel in the caller."""
     P = btot.shape[1]
-    T = pair.shape[0]
+    T = acc.shape[0]
     bt = 0.0
     for p in range(P):
         bt += btot[r, p]
     for j in prange(grad.shape[1]):
         v = bt
         for t in range(T):
-            v += pair[t, j, 1]
+            v += acc[t, j, col]
         grad[r, j] = v / P
 
 
@@ -158,7 +158,7 @@ def _sums_and_grad(values, tmass, order, du, sums, btot, pair, grad):
                     pr[i, 1] -= b
                 sums[r, p] = s
                 btot[r, p] = b
-        _grad_row(r, btot, pair, grad)
+        _grad_row(r, btot, pair, 1, grad)
 
 
 RB = 8           # rows per sweep in _sums_and_grad_rows: one event's 8 masses (or gradients) fill a cache line
@@ -208,14 +208,7 @@ def _sums_and_grad_rows(mt, order, du, G, r0, sums, btot, acc, grad):
                 sums[r0 + r, p] = s[r]
                 btot[r0 + r, p] = b[r]
     for r in range(r0, min(r0 + RB, grad.shape[0])):
-        bt = 0.0
-        for p in range(P):
-            bt += btot[r, p]
-        for j in prange(G):
-            v = bt
-            for t in range(T):
-                v += acc[t, j, r - r0]
-            grad[r, j] = v / P
+        _grad_row(r, btot, acc, r - r0, grad)
 
 
 def _aligned(shape: tuple) -> np.ndarray:
@@ -327,7 +320,7 @@ def _sums_and_grad_runs(values, tc, sim_order, run_len, g0, g1, lead_n, lead, du
                     k += n + 1
                 sums[r, p] = s
                 btot[r, p] = b
-        _grad_row(r, btot, pair, grad)
+        _grad_row(r, btot, pair, 1, grad)
 
 
 _SIGN = np.uint64(1) << np.uint64(63)

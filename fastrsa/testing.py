@@ -150,3 +150,93 @@ def frozen_variance_loss(problem, theta0):
             out = out + t.from_histograms(s, v[1], tt, v[3])
         return out
     return loss
+
+
+def cuda_toolkit() -> Path:
+    """The CUDA toolkit whose NVVM, libdevice and ptxas compile_cuda_kernels uses: CUDA_HOME when set, else the
+    pip wheel nvidia-cuda-nvcc-cu12 (the test extra installs it: NVVM without a driver or a GPU), else
+    /usr/local/cuda."""
+    import importlib.util
+    import os
+    if os.environ.get("CUDA_HOME"):
+        return Path(os.environ["CUDA_HOME"])
+    spec = importlib.util.find_spec("nvidia.cuda_nvcc")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path("/usr/local/cuda")
+
+
+def cuda_kernels_ptx(cc: tuple = (9, 0)) -> dict:
+    """PTX of fastrsa's CUDA kernels compiled by NVVM for compute capability `cc`, on a machine without a
+    GPU: the check that the kernels compile for real hardware, which numba's CUDA simulator (it runs them as
+    Python) cannot make. Returns {kernel name: PTX}. Needs numba-cuda with the simulator off and a CUDA
+    toolkit's NVVM and libdevice (cuda_toolkit()); the argument types are those the dispatcher passes
+    (hadronization.dispatch.kernel_args of a one-event batch).
+
+    numba-cuda asks the driver for the device's compute capability and NVRTC for the supported ones; with
+    neither present both answers are given here, and libdevice is taken from the toolkit."""
+    import os
+    from unittest import mock
+
+    import numba
+
+    from .hadronization.batch import TrialBatch
+    from .hadronization.dispatch import kernel_args, simulator_on
+    from .hadronization.flavmath import N_FLAV
+    from .params import BaseParams
+    if simulator_on():
+        raise RuntimeError("cuda_kernels_ptx: numba's CUDA simulator is on; run with NUMBA_ENABLE_CUDASIM=0")
+    home = cuda_toolkit()
+    libdevice = next(iter(sorted(home.glob("nvvm/libdevice/libdevice*.bc"))), None)
+    if libdevice is None:
+        raise FileNotFoundError(f"{home}: no nvvm/libdevice/libdevice*.bc (a CUDA toolkit's NVVM is needed: "
+                                "pip install nvidia-cuda-nvcc-cu12, or set CUDA_HOME)")
+    os.environ.setdefault("CUDA_HOME", str(home))      # where numba-cuda looks for libnvvm
+    import numba.cuda.cudadrv.libs as libs
+    import numba.cuda.cudadrv.nvrtc as nvrtc
+    import numba.cuda.cudadrv.nvvm as nvvm
+    import numba.cuda.dispatcher as dispatcher
+    from numba import cuda
+
+    from .hadronization.kernels import cuda as kernels
+
+    class _Device:
+        compute_capability = tuple(cc)
+
+    batch = TrialBatch.from_arrays(BaseParams(), np.array([0, 1]), np.array([0.5]), np.array([1.0]), np.array([0.1]),
+                                   np.array([1]), np.array([2]), np.array([0, 1]), np.array([0.1]))
+    tensors, scalars = kernel_args(batch)
+    arrays = [x.numpy() for x in tensors] + [np.zeros((1, 3))]
+    outs = [np.zeros((1, 1)), np.zeros((1, 1, 3)), np.zeros((1, 1), np.int32)]
+    weights_sig = tuple(numba.typeof(x) for x in arrays) + (numba.float64,) * len(scalars) + \
+        tuple(numba.typeof(x) for x in outs)
+    flav = [np.zeros((1, 4)), np.zeros(4), np.zeros(2), np.zeros((1, N_FLAV)), np.zeros((1, N_FLAV, 4))]
+    flavour_sig = tuple(numba.typeof(x) for x in flav)
+    with mock.patch.object(dispatcher, "get_current_device", lambda: _Device()), \
+            mock.patch.object(nvrtc, "get_supported_ccs", lambda: (tuple(cc),)), \
+            mock.patch.object(libs, "get_libdevice", lambda: str(libdevice)), \
+            mock.patch.object(nvvm, "get_libdevice", lambda: str(libdevice)):
+        return {name: cuda.compile_ptx(kernel.py_func, sig, cc=tuple(cc))[0]
+                for name, kernel, sig in (("event_log_weights_cuda", kernels.event_log_weights_cuda, weights_sig),
+                                          ("flavour_tables_cuda", kernels.flavour_tables_cuda, flavour_sig))}
+
+
+def ptxas_resources(ptx: str, cc: tuple = (9, 0)) -> dict:
+    """Assemble PTX for sm_<cc> with the toolkit's ptxas (cuda_toolkit()) and return what it reports per
+    kernel: registers per thread, static shared memory and spilled bytes (stores + loads), as
+    {"registers": int, "smem": int, "spill": int}. ptxas refuses what the hardware cannot run (such as more
+    than 48 KB of static shared memory), raising CalledProcessError with its message."""
+    import re
+    import subprocess
+    import tempfile
+    ptxas = cuda_toolkit() / "bin" / "ptxas"
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "k.ptx"
+        src.write_text(ptx)
+        res = subprocess.run([str(ptxas), f"-arch=sm_{cc[0]}{cc[1]}", "-v", str(src), "-o", str(Path(d) / "k.cubin")],
+                             capture_output=True, text=True, check=True)
+    text = res.stdout + res.stderr
+    spill = sum(int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", text))
+    regs = re.search(r"Used (\d+) registers", text)
+    smem = re.search(r"(\d+) bytes smem", text)
+    return {"registers": int(regs.group(1)), "smem": int(smem.group(1)) if smem else 0, "spill": spill}

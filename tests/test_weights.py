@@ -306,14 +306,14 @@ def test_z_samplings_group_trials_and_stay_exact_when_the_grouping_assumption_fa
         assert math.exp(lw[i]) == pytest.approx(ref, rel=1e-10)
 
 
-def test_trials_clamped_at_the_base_stay_exact(string_ds):
-    """Pythia clamps log f at -EXPMAX; the CPU kernel checks the base point's clamp only in the z samplings
+def test_trials_clamped_at_the_base_stay_exact(string_ds, device):
+    """Pythia clamps log f at -EXPMAX; both kernels check the base point's clamp only in the z samplings
     flagged on load (h_base[:, 4]: some trial's log f_B within 1 of the clamp). On Pythia's records a
     clamped trial has F_B ~ e^-50 and its ratio is 1 to double precision, so here fPrel makes F_B = 0.05 for
     every trial whose log f_B is below -EXPMAX: its ratio at theta then depends on the clamp (unclamped, d
-    would be larger), and the float64 reference must still agree. Fails when the flag is never set."""
+    would be larger), and the float64 reference must still agree. Fails when the flag is never set or
+    never read."""
     from fastrsa.hadronization.lund import EXPMAX
-    from fastrsa.hadronization.reference import event_weight
     batch = string_ds.to_torch()
     fv = string_ds.flat(groups=("trials", "breaks"))
     z, h, hb = batch.z.numpy(), batch.hadron.numpy(), batch.h_base.numpy()
@@ -323,18 +323,71 @@ def test_trials_clamped_at_the_base_stay_exact(string_ds):
     assert clamped.sum() > 20
     fprel = np.array(fv["fprel"])
     fprel[clamped] = math.exp(-EXPMAX) / (string_ds.base.z_head * 0.05)
-    off, boff = fv.offsets["trials"], fv.offsets["breaks"]
-    odd = TrialBatch.from_arrays(string_ds.base, off, fv["z"], fprel, mt2, fv["id_old"], fv["id_new"], boff,
-                                 fv["pt2"])
+    off = fv.offsets["trials"]
+    events = np.unique(np.searchsorted(off, np.flatnonzero(clamped), side="right") - 1)
+    events = events[:3] if device.name == "cudasim" else events[:12]    # the simulator runs threads in Python
+    events = [[i] for i in events]
+    odd = _events_batch(string_ds.base, fv, events, device, fprel=fprel)
     assert 0 < odd.h_base[:, 4].sum() < len(odd.h_base)
-    events = np.unique(np.searchsorted(off, np.flatnonzero(clamped), side="right") - 1)[:12]
     for theta in ((0.68, 0.95, 0.335), (0.4, 0.6, 0.3)):
-        lw = fastrsa.lund_log_weights(odd, torch.tensor(theta, dtype=torch.float64)).numpy()
-        for i in events:
+        _assert_reference(odd, string_ds.base, fv, events, theta, device, fprel=fprel)
+
+
+def _events_batch(base, fv, groups, device, fprel=None):
+    """A batch of FlatView fv's events (trials and breaks) in which event j is the records of the events
+    groups[j] one after another (a list of event indices: one, or several joined into one long event);
+    fprel replaces the records' own."""
+    off, boff = fv.offsets["trials"], fv.offsets["breaks"]
+    flat = np.concatenate([np.asarray(g) for g in groups])
+    trials = np.concatenate([np.arange(off[i], off[i + 1]) for i in flat])
+    breaks = np.concatenate([np.arange(boff[i], boff[i + 1]) for i in flat])
+    n_t = [sum(off[i + 1] - off[i] for i in g) for g in groups]
+    n_b = [sum(boff[i + 1] - boff[i] for i in g) for g in groups]
+    col = {k: np.asarray(fv[k])[trials] for k in ("z", "fprel", "mt2", "id_old", "id_new")}
+    if fprel is not None:
+        col["fprel"] = np.asarray(fprel)[trials]
+    return TrialBatch.from_arrays(base, np.r_[0, np.cumsum(n_t)], col["z"], col["fprel"], col["mt2"],
+                                  col["id_old"], col["id_new"], np.r_[0, np.cumsum(n_b)],
+                                  np.asarray(fv["pt2"])[breaks], device=device.torch_device)
+
+
+def _assert_reference(batch, base, fv, groups, theta, device, fprel=None):
+    """The batch of _events_batch(base, fv, groups) weighs each of its events as the float64 reference does
+    (the product of the reference weights of the events it joins), to 1e-10."""
+    from fastrsa.hadronization.reference import event_weight
+    off, boff = fv.offsets["trials"], fv.offsets["breaks"]
+    fprel = np.asarray(fv["fprel"]) if fprel is None else fprel
+    lw = fastrsa.lund_log_weights(batch, torch.tensor(theta, dtype=torch.float64, device=device.torch_device),
+                                  backend=device.backend).cpu().numpy()
+    for j, g in enumerate(groups):
+        ref = 1.0
+        for i in g:
             t0, t1, b0, b1 = off[i], off[i + 1], boff[i], boff[i + 1]
-            ref = event_weight(theta, string_ds.base, fv["z"][t0:t1], fprel[t0:t1], mt2[t0:t1],
-                               fv["id_old"][t0:t1], fv["id_new"][t0:t1], fv["pt2"][b0:b1])
-            assert math.exp(lw[i]) == pytest.approx(ref, rel=1e-10)
+            ref *= event_weight(theta, base, fv["z"][t0:t1], fprel[t0:t1], fv["mt2"][t0:t1], fv["id_old"][t0:t1],
+                                fv["id_new"][t0:t1], fv["pt2"][b0:b1])
+        assert math.exp(lw[j]) == pytest.approx(ref, rel=1e-10), (theta, g)
+
+
+def test_events_with_many_z_samplings(string_ds, device):
+    """The CUDA kernel's lanes compute the shapes of 32 z samplings at a time into shared memory, so an
+    event with more samplings takes several chunks, and the warps of one block as many as its busiest: a
+    block of events with 1, 2, 3 or more chunks (the longest are real events joined into one) must weigh each
+    as the reference does, and exactly 1 at the base. Fails when a chunk is skipped or its shapes are
+    overwritten too soon."""
+    fv = string_ds.flat(groups=("trials", "breaks"))
+    h = string_ds.to_torch().hadron.numpy()
+    off = fv.offsets["trials"]
+    n_samp = h[off[1:] - 1] + 1 - h[off[:-1]]
+    order = np.argsort(n_samp, kind="stable")
+    b1, b2, b3 = order[-1], order[-2], order[-3]
+    groups = [[order[0]], [b1], [order[1]], [b1, b2], [order[2]], [b1, b2, b3]]
+    chunks = [(n_samp[g].sum() + 31) // 32 for g in groups]
+    assert chunks[0] == 1 and chunks[1] == 2 and chunks[3] >= 3 and chunks[5] >= 4, chunks
+    batch = _events_batch(string_ds.base, fv, groups, device)
+    for theta in ((0.68, 0.95, 0.335), (0.4, 0.6, 0.3)):
+        _assert_reference(batch, string_ds.base, fv, groups, theta, device)
+    th = torch.tensor(POINTS[-1], dtype=torch.float64, device=device.torch_device)
+    assert torch.all(fastrsa.lund_log_weights(batch, th, backend=device.backend) == 0.0)
 
 
 def test_stale_numba_cache_is_dropped_when_the_inlined_math_changes():

@@ -26,7 +26,7 @@ class TrialBatch:
     them): h_start [H + 1] (int64), where its trials start, h_m = its transverse mass squared, h_cls = its
     flavour class (int8, a row of `table`) and h_base [H, 5], the coefficients of log f_B(z) = b0 + bI/z +
     bL log z + bM log(1 - z) at the base point (lund.log_f_coeffs, computed once) and a flag, 1 where some
-    trial's log f_B comes within 1 of Pythia's clamp at -+EXPMAX (the CPU kernel tests the base's clamp only
+    trial's log f_B comes within 1 of Pythia's clamp at -+EXPMAX (both kernels test the base's clamp only
     there): 57 bytes per z sampling, about 3.1 per trial. An event's z samplings are consecutive, its
     trials' in order. Per event: int64 `offsets` into the trials, n_breaks and sum_pt2 (the pT weight
     depends on the pT records only through these). log f_B(z) and zMax at theta are recomputed by the

@@ -141,62 +141,41 @@ def trial_log_ratio(d, ga, gb, q, log_zhead):
 
 
 @register_jitable
-def strided_trial_sums(a, b, a_base, b_base, table, h_m, h_cls, hadron, z, qB, feat, log_zhead, t, t1, stride):
-    """Sum of the trial log-weights over trials t, t + stride, ... < t1 of one event: (log w, d/da, d/db,
-    capped count), one trial at a time: a CUDA lane walks its event with the warp size as stride. (The CPU
-    kernel evaluates the same formulas a z sampling at a time, vectorized: kernels/cpu.py.)
+def sampling_coeffs(a, b, at_base, a_off, c0, kc, m, b0, bI, bL, bM):
+    """Once per z sampling, at theta = (a, b): the linear form of log f_theta (log_f_coeffs of A = a + a_off,
+    B = b m, C = c0 + kc b; at the base point, at_base, the base's own coefficients b0..bM, so that every
+    ratio there is exactly 1), its differences from the base's form, and the constant terms of d log f/d(a, b).
+    Returns (e0, eI, eL, eM, d0, dI, dL, dM, gA0, gAM, gB0) for trial_terms; d log f / db = m d/dB + kc d/dC
+    = gB0 - m/z - kc log z."""
+    e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + a_off, b * m, c0 + kc * b)
+    if at_base:
+        e0 = b0
+        eI = bI
+        eL = bL
+        eM = bM
+    return e0, eI, eL, eM, e0 - b0, eI - bI, eL - bL, eM - bM, gA0, gAM, m * gB0 + kc * gC0
 
-    Trials are stored compactly: z, qB (the odds F_B / (1 - F_B) of a rejected trial, -1 marks an accepted
-    one) and the index of their z sampling (`hadron`), whose transverse mass h_m and flavour class h_cls (a
-    row of `table`: a_off, c0, kc) all its trials share. zMax at theta and at the base, and log f_B(z)
-    itself, are recomputed here from those with the operations that evaluate f at theta, so every ratio
-    is exactly 1 at the base; zMax is computed once per z sampling.
-    `feat` [T, 3] (or [0, 3]: off) holds each trial's 1/z, log z and log(1 - z), computed once by the CPU's
-    functions (TrialBatch.with_features): then a trial needs only the exp and log of its ratio (R), and the
-    results agree with the compact layout's to rounding.
-    """
-    has_feat = feat.shape[0] > 0
-    lw = 0.0
-    ga = 0.0
-    gb = 0.0
-    nc = 0
-    h_prev = -1
-    A = B = C = Ab = Bb = Cb = m = kc = 0.0
-    zm = izm = lnzm = ln1mzm = dzm = zA = zB = zC = 0.0
-    bzm = bizm = blnzm = bln1mzm = bdzm = bzA = bzB = bzC = 0.0
-    while t < t1:
-        h = hadron[t]
-        if h != h_prev:
-            c = h_cls[h]
-            m = h_m[h]
-            kc = table[c, 2]
-            A = a + table[c, 0]
-            B = b * m
-            C = table[c, 1] + kc * b
-            zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC = shape_constants(A, B, C)
-            Ab = a_base + table[c, 0]
-            Bb = b_base * m
-            Cb = table[c, 1] + kc * b_base
-            bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC = shape_constants(Ab, Bb, Cb)
-            h_prev = h
-        if has_feat:
-            iz = feat[t, 0]
-            lnz = feat[t, 1]
-            ln1mz = feat[t, 2]
-        else:
-            zt = z[t]
-            iz = 1.0 / zt
-            lnz = math.log(zt)
-            ln1mz = math.log1p(-zt)
-        lf, fA, fB, fC = log_f_given(A, B, C, zm, izm, lnzm, ln1mzm, dzm, zA, zB, zC, iz, lnz, ln1mz)
-        lfb, _, _, _ = log_f_given(Ab, Bb, Cb, bzm, bizm, blnzm, bln1mzm, bdzm, bzA, bzB, bzC, iz, lnz, ln1mz)
-        w, da, db, cp = trial_log_ratio(lf - lfb, fA, fB * m + fC * kc, qB[t], log_zhead)
-        lw += w
-        ga += da
-        gb += db
-        nc += cp
-        t += stride
-    return lw, ga, gb, nc
+
+@register_jitable
+def trial_terms(iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, d0, dI, dL, dM, gA0, gAM, gB0, m, kc, base_clamps):
+    """One trial's log-ratio d = log f_theta(z) - log f_B(z) and d/d(a, b) of log f_theta, from z's own
+    iz = 1/z, log z, log(1 - z) and its z sampling's sampling_coeffs: log f_theta = e0 + eI/z + eL log z +
+    eM log(1 - z), log f_B the same with b0..bM, each clamped to +-EXPMAX (a clamped log f has no gradient).
+    d is formed from the differences d0..dM (exactly 0 at the base point) unless either side is clamped;
+    the base's clamp is tested only where base_clamps (the sampling's flag, set once per dataset) says it
+    can occur. The CPU kernel runs this over a sampling's trials in whole vectors, a CUDA lane over every
+    32nd trial of its event: one formula on both."""
+    e = e0 + eI * iz + eL * lnz + eM * ln1mz
+    eb = b0 + bI * iz + bL * lnz + bM * ln1mz
+    d = d0 + dI * iz + dL * lnz + dM * ln1mz
+    clamp = (e > EXPMAX) | (e < -EXPMAX)
+    clampb = base_clamps & ((eb > EXPMAX) | (eb < -EXPMAX))
+    ec = (EXPMAX if e > 0.0 else -EXPMAX) if clamp else e
+    ebc = (EXPMAX if eb > 0.0 else -EXPMAX) if clampb else eb
+    dd = ec - ebc if (clamp | clampb) else d
+    ga = 0.0 if clamp else gA0 + gAM * ln1mz
+    gb = 0.0 if clamp else gB0 - m * iz - kc * lnz
+    return dd, ga, gb
 
 
 @register_jitable

@@ -39,7 +39,18 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 from ..flavmath import F_RHO, F_X, F_XI, F_Y, flavour_table
-from ..lund import COL_A, COL_B, COL_SIGMA, EXPMAX, log_f_coeffs, log_f_given, pt_log_weight, shape_constants
+from ..lund import (
+    COL_A,
+    COL_B,
+    COL_SIGMA,
+    EXPMAX,
+    log_f_coeffs,
+    log_f_given,
+    pt_log_weight,
+    sampling_coeffs,
+    shape_constants,
+    trial_terms,
+)
 from ..vmath import TINY, exp_core, log_core, log_pair_core
 
 BLOCK = 8       # events per parallel iteration: their trials' logs are computed in one vector loop
@@ -54,33 +65,16 @@ def _radd(x, y):
 
 
 @register_jitable
-def _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, gBI, gBL, base_clamps, dd, ga,
-                    gb):
-    """Per trial j0 <= j < j1 of one z sampling: the log-ratio d = log f_theta - log f_B and d/d(a, b) of
-    log f_theta, into dd, ga, gb. log f_theta = e0 + eI/z + eL log z + eM log(1 - z) (lund.log_f_coeffs),
-    log f_B the same with b0..bM, each clamped to +-EXPMAX; d is formed from differences of coefficients
-    (exactly 0 at the base point) unless either is clamped. Runs in whole vectors past j1: the next
-    sampling overwrites what it writes there (the block's last sampling writes into the scratch's padding,
-    which nothing reads)."""
-    d0 = e0 - b0
-    dI = eI - bI
-    dL = eL - bL
-    dM = eM - bM
+def _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, d0, dI, dL, dM, gA0, gAM, gB0, m, kc,
+                    base_clamps, dd, ga, gb):
+    """Per trial j0 <= j < j1 of one z sampling: lund.trial_terms (the log-ratio d = log f_theta - log f_B and
+    d/d(a, b) of log f_theta, from the sampling's lund.sampling_coeffs) into dd, ga, gb. Runs in whole
+    vectors past j1: the next sampling overwrites what it writes there (the block's last sampling writes
+    into the scratch's padding, which nothing reads)."""
     for j in range(j0, j0 + ((j1 - j0 + PAD - 1) // PAD) * PAD):
         u = np.uint64(j)            # an unsigned index: no wraparound select, so the loads stay contiguous
-        x1 = iz[u]
-        x2 = lnz[u]
-        x3 = ln1mz[u]
-        e = e0 + eI * x1 + eL * x2 + eM * x3
-        eb = b0 + bI * x1 + bL * x2 + bM * x3
-        d = d0 + dI * x1 + dL * x2 + dM * x3
-        clamp = (e > EXPMAX) | (e < -EXPMAX)
-        clampb = base_clamps & ((eb > EXPMAX) | (eb < -EXPMAX))
-        ec = (EXPMAX if e > 0.0 else -EXPMAX) if clamp else e
-        ebc = (EXPMAX if eb > 0.0 else -EXPMAX) if clampb else eb
-        dd[u] = ec - ebc if (clamp | clampb) else d
-        ga[u] = 0.0 if clamp else gA0 + gAM * x3
-        gb[u] = 0.0 if clamp else gB0 + gBI * x1 + gBL * x2
+        dd[u], ga[u], gb[u] = trial_terms(iz[u], lnz[u], ln1mz[u], e0, eI, eL, eM, b0, bI, bL, bM, d0, dI, dL, dM,
+                                          gA0, gAM, gB0, m, kc, base_clamps)
 
 
 @register_jitable
@@ -201,10 +195,10 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
 
     Per block of BLOCK events: their trials' 1/z, log z, log(1 - z) once (or from `feat`); then per point
     theta_k, first per z sampling h of the block (hadron[first trial] .. hadron[last trial], trials
-    h_start[h] .. h_start[h + 1] - 1) the shape at theta (lund.log_f_coeffs; at the base: h_base, computed
+    h_start[h] .. h_start[h + 1] - 1) the shape at theta (lund.sampling_coeffs; at the base: h_base, computed
     once per batch by sampling_base_coeffs) and each trial's log-ratio and gradient of log f
-    (_sampling_terms, into the block's scratch), then per event the sum over all of its trials
-    (_event_sums)."""
+    (lund.trial_terms, vectorized by _sampling_terms into the block's scratch), then per event the sum over
+    all of its trials (_event_sums). The CUDA kernel evaluates the same lund functions, a trial at a time."""
     n_events = offsets.shape[0] - 1
     has_feat = feat.shape[0] > 0
     for blk in prange((n_events + BLOCK - 1) // BLOCK):
@@ -236,19 +230,11 @@ def event_log_weights(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_base,
                 c = h_cls[h]
                 m = h_m[h]
                 kc = table[c, 2]
-                e0, eI, eL, eM, gA0, gAM, gB0, gC0 = log_f_coeffs(a + table[c, 0], b * m, table[c, 1] + kc * b)
-                if at_base:         # the very coefficients of the base: every ratio exactly 1
-                    e0 = h_base[h, 0]
-                    eI = h_base[h, 1]
-                    eL = h_base[h, 2]
-                    eM = h_base[h, 3]
-                # d log f / db = m d/dB + kc d/dC = m (gB0 - 1/z) + kc (gC0 - log z)
-                j0 = h_start[h] - tb
-                j1 = h_start[h + 1] - tb
                 b0, bI, bL, bM = h_base[h, 0], h_base[h, 1], h_base[h, 2], h_base[h, 3]
-                gB0 = m * gB0 + kc * gC0
-                _sampling_terms(j0, j1, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM, gA0, gAM, gB0, -m, -kc,
-                                h_base[h, 4] != 0.0, dd, ga, gb)
+                e0, eI, eL, eM, d0, dI, dL, dM, gA0, gAM, gB0 = sampling_coeffs(a, b, at_base, table[c, 0],
+                                                                                table[c, 1], kc, m, b0, bI, bL, bM)
+                _sampling_terms(h_start[h] - tb, h_start[h + 1] - tb, iz, lnz, ln1mz, e0, eI, eL, eM, b0, bI, bL, bM,
+                                d0, dI, dL, dM, gA0, gAM, gB0, m, kc, h_base[h, 4] != 0.0, dd, ga, gb)
             for i in range(i0, i1):
                 lw, ga_i, gb_i, nc = _event_sums(offsets[i] - tb, offsets[i + 1] - tb, dd, ga, gb, qB, tb, log_zhead)
                 pw, gs = pt_log_weight(theta[k, COL_SIGMA], sigma_base, n_breaks[i], sum_pt2[i])

@@ -50,6 +50,9 @@ def event_log_weights_cuda(offsets, z, qB, feat, hadron, h_start, h_m, h_cls, h_
     if lane == 0:
         s_chunks[w] = (h1 - h0 + WARP - 1) // WARP
     cuda.syncthreads()
+    # Every warp of the block runs the busiest warp's number of chunks, so all threads reach the same number
+    # of barriers. The simulator cannot check this (it releases a barrier once every live thread waits, so
+    # warps that each took their own count also pass its tests); on hardware a mismatch is undefined.
     n_chunks = 0
     for v in range(cuda.blockDim.x // WARP):
         n_chunks = max(n_chunks, s_chunks[v])
